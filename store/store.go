@@ -1,0 +1,146 @@
+// Package store defines easd's persistence contract: users, devices and
+// per-device sync state. Two implementations exist, store/sqlite (the
+// embedded default) and store/postgres (production, many instances); both
+// must pass the one conformance suite in store/storetest.
+//
+// Every method is safe for concurrent use. Every state change is a single
+// transaction: a crash mid-call leaves the previous state valid.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap or return these so callers can test
+// with errors.Is regardless of the backing database.
+var (
+	// ErrNotFound reports that the named user, device or state does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists reports that a unique name (user name, device id) is taken.
+	ErrExists = errors.New("store: already exists")
+)
+
+// User is an account that may sign in. PasswordHash is a PHC-format hash
+// (argon2id or bcrypt) produced by internal/passwd; it is never a clear-text
+// password. Users authenticated by IMAP pass-through may have an empty hash.
+type User struct {
+	ID           int64
+	Name         string // login name, unique, lower-cased by callers
+	PasswordHash string
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// DeviceAccess is the administrator's decision about a device.
+type DeviceAccess string
+
+// Device access states (MS-ASHTTP 3.2.5.1 HTTP 403; MS-ASCMD status 129
+// DeviceBlockedForUser).
+const (
+	DeviceAllowed     DeviceAccess = "allowed"
+	DeviceBlocked     DeviceAccess = "blocked"
+	DeviceQuarantined DeviceAccess = "quarantined"
+)
+
+// WipeState tracks a remote wipe (MS-ASPROV 3.2.5.1.2).
+type WipeState string
+
+// Remote wipe states.
+const (
+	WipeNone         WipeState = ""             // no wipe requested
+	WipePending      WipeState = "pending"      // full wipe requested, not yet sent
+	WipeAccountOnly  WipeState = "account"      // AccountOnlyRemoteWipe requested (16.1)
+	WipeAcknowledged WipeState = "acknowledged" // device confirmed the wipe
+)
+
+// Device is one phone (or app) of one user, keyed by (UserID, DeviceID) as
+// MS-ASHTTP 2.2.1.1.1.2.3 requires: several devices per user, each with its
+// own sync state.
+type Device struct {
+	ID         int64  // surrogate key
+	UserID     int64  // owner
+	DeviceID   string // the client's DeviceId query parameter
+	DeviceType string // DeviceType query parameter, e.g. "iPhone"
+	UserAgent  string
+
+	// Settings DeviceInformation (MS-ASCMD 2.2.3.45), when the client sent it.
+	Model           string
+	IMEI            string
+	FriendlyName    string
+	OS              string
+	OSLanguage      string
+	PhoneNumber     string
+	MobileOperator  string
+	ProtocolVersion string // last negotiated MS-ASProtocolVersion
+
+	Access    DeviceAccess
+	PolicyKey uint32 // 0 = not provisioned (MS-ASPROV 3.1.5.1)
+	Wipe      WipeState
+
+	FirstSeen time.Time
+	LastSeen  time.Time
+}
+
+// SyncState is an opaque blob that the eas layer keeps per (device,
+// collection, sync key). The store keeps the newest state and the one before
+// it for each collection, so that a client retrying a request with the
+// previous SyncKey gets the same answer (MS-ASCMD 2.2.3.166.4).
+type SyncState struct {
+	DeviceID   int64  // Device.ID
+	Collection string // CollectionId, or "" for the folder hierarchy
+	SyncKey    string
+	Data       []byte
+	CreatedAt  time.Time
+}
+
+// Store is the persistence contract. Implementations: store/sqlite,
+// store/postgres.
+type Store interface {
+	// Ping checks that the database answers; /healthz calls it.
+	Ping(ctx context.Context) error
+	// Close releases the database handle.
+	Close() error
+
+	// CreateUser adds a user. ErrExists if the name is taken.
+	CreateUser(ctx context.Context, name, passwordHash string) (User, error)
+	// User returns the user by name. ErrNotFound if absent.
+	User(ctx context.Context, name string) (User, error)
+	// Users lists all users ordered by name.
+	Users(ctx context.Context) ([]User, error)
+	// SetPassword replaces the user's password hash. ErrNotFound if absent.
+	SetPassword(ctx context.Context, name, passwordHash string) error
+	// SetDisabled enables or disables the user. ErrNotFound if absent.
+	SetDisabled(ctx context.Context, name string, disabled bool) error
+	// DeleteUser removes the user with all devices and sync state.
+	// ErrNotFound if absent.
+	DeleteUser(ctx context.Context, name string) error
+
+	// TouchDevice registers the device on first contact or updates its
+	// DeviceType, UserAgent, ProtocolVersion and LastSeen, and returns the
+	// stored record. New devices start with Access d.Access (DeviceAllowed
+	// when empty). d.UserID and d.DeviceID identify the device.
+	TouchDevice(ctx context.Context, d Device) (Device, error)
+	// Device returns one device of a user. ErrNotFound if absent.
+	Device(ctx context.Context, userID int64, deviceID string) (Device, error)
+	// Devices lists a user's devices ordered by DeviceID.
+	Devices(ctx context.Context, userID int64) ([]Device, error)
+	// UpdateDevice stores every mutable field of d (information, access,
+	// policy key, wipe state), selected by d.ID. ErrNotFound if absent.
+	UpdateDevice(ctx context.Context, d Device) error
+	// DeleteDevice removes a device and all its sync state. ErrNotFound if absent.
+	DeleteDevice(ctx context.Context, id int64) error
+
+	// PutSyncState stores s as the newest state of its collection and, in
+	// the same transaction, deletes all but the newest two states of that
+	// collection. Storing the same (device, collection, key) again replaces
+	// its data.
+	PutSyncState(ctx context.Context, s SyncState) error
+	// SyncState returns the state stored under the key. ErrNotFound if absent.
+	SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (SyncState, error)
+	// DeleteSyncStates removes every state of one collection of a device,
+	// or of every collection when collection is "*".
+	DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error
+}
