@@ -1,0 +1,10 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+func runWBXML(_ context.Context, _ *env, _ []string) error {
+	return errors.New("not yet wired")
+}
