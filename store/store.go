@@ -78,7 +78,10 @@ type Device struct {
 
 	Access    DeviceAccess
 	PolicyKey uint32 // 0 = not provisioned (MS-ASPROV 3.1.5.1)
-	Wipe      WipeState
+	// PolicyHash identifies the policy the device acknowledged with
+	// PolicyKey; "" while a temporary key awaits acknowledgement.
+	PolicyHash string
+	Wipe       WipeState
 
 	FirstSeen time.Time
 	LastSeen  time.Time
@@ -140,6 +143,13 @@ type Store interface {
 	PutSyncState(ctx context.Context, s SyncState) error
 	// SyncState returns the state stored under the key. ErrNotFound if absent.
 	SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (SyncState, error)
+	// UserSetting returns a per-user setting (e.g. "oof"), stored as an
+	// opaque value. ErrNotFound if never set.
+	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)
+	// PutUserSetting stores a per-user setting, replacing any previous
+	// value. ErrNotFound if the user does not exist.
+	PutUserSetting(ctx context.Context, userID int64, key string, value []byte) error
+
 	// DeleteSyncStates removes every state of one collection of a device,
 	// or of every collection when collection is "*".
 	DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error

@@ -124,14 +124,14 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 const deviceCols = `id, user_id, device_id, device_type, user_agent, model, imei,
 	friendly_name, os, os_language, phone_number, mobile_operator,
-	protocol_version, access, policy_key, wipe, first_seen, last_seen`
+	protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen`
 
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var d store.Device
 	var policyKey int64
 	err := row.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.DeviceType, &d.UserAgent, &d.Model, &d.IMEI,
 		&d.FriendlyName, &d.OS, &d.OSLanguage, &d.PhoneNumber, &d.MobileOperator,
-		&d.ProtocolVersion, &d.Access, &policyKey, &d.Wipe, &d.FirstSeen, &d.LastSeen)
+		&d.ProtocolVersion, &d.Access, &policyKey, &d.PolicyHash, &d.Wipe, &d.FirstSeen, &d.LastSeen)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -175,8 +175,8 @@ func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, 
 		got, err = scanDevice(c.QueryRow(ctx, `
 			INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
 				friendly_name, os, os_language, phone_number, mobile_operator,
-				protocol_version, access, policy_key, wipe, first_seen, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+				protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
 			ON CONFLICT (user_id, device_id) DO UPDATE SET
 				device_type = excluded.device_type,
 				user_agent = excluded.user_agent,
@@ -185,7 +185,7 @@ func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, 
 			RETURNING `+deviceCols,
 			d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
 			d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
-			d.ProtocolVersion, string(d.Access), int64(d.PolicyKey), string(d.Wipe), now))
+			d.ProtocolVersion, string(d.Access), int64(d.PolicyKey), d.PolicyHash, string(d.Wipe), now))
 		return err
 	})
 	if pgCode(err) == foreignKeyViolation {
@@ -233,8 +233,8 @@ func (s *Store) Devices(ctx context.Context, userID int64) ([]store.Device, erro
 }
 
 // UpdateDevice stores every mutable field of d, selected by d.ID: DeviceType,
-// UserAgent, the device information, ProtocolVersion, Access, PolicyKey and
-// Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
+// UserAgent, the device information, ProtocolVersion, Access, PolicyKey,
+// PolicyHash and Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
 // store.ErrNotFound if absent.
 func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
 	if err := checkDevice(d); err != nil {
@@ -243,11 +243,11 @@ func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
 	tag, err := s.exec(ctx, `
 		UPDATE devices SET device_type = $1, user_agent = $2, model = $3, imei = $4,
 			friendly_name = $5, os = $6, os_language = $7, phone_number = $8,
-			mobile_operator = $9, protocol_version = $10, access = $11, policy_key = $12, wipe = $13
-		WHERE id = $14`,
+			mobile_operator = $9, protocol_version = $10, access = $11, policy_key = $12, policy_hash = $13, wipe = $14
+		WHERE id = $15`,
 		d.DeviceType, d.UserAgent, d.Model, d.IMEI, d.FriendlyName, d.OS, d.OSLanguage,
 		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, string(d.Access), int64(d.PolicyKey),
-		string(d.Wipe), d.ID)
+		d.PolicyHash, string(d.Wipe), d.ID)
 	if err != nil {
 		return fmt.Errorf("postgres: update device %d: %w", d.ID, err)
 	}

@@ -118,14 +118,14 @@ func affected(res sql.Result, format string, args ...any) error {
 
 const deviceCols = `id, user_id, device_id, device_type, user_agent, model, imei,
 	friendly_name, os, os_language, phone_number, mobile_operator,
-	protocol_version, access, policy_key, wipe, first_seen, last_seen`
+	protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen`
 
 func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	var d store.Device
 	var policyKey, first, last int64
 	err := row.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.DeviceType, &d.UserAgent, &d.Model, &d.IMEI,
 		&d.FriendlyName, &d.OS, &d.OSLanguage, &d.PhoneNumber, &d.MobileOperator,
-		&d.ProtocolVersion, &d.Access, &policyKey, &d.Wipe, &first, &last)
+		&d.ProtocolVersion, &d.Access, &policyKey, &d.PolicyHash, &d.Wipe, &first, &last)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -167,8 +167,8 @@ func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, 
 	got, err := scanDevice(s.w.QueryRowContext(ctx, `
 		INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
 			friendly_name, os, os_language, phone_number, mobile_operator,
-			protocol_version, access, policy_key, wipe, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (user_id, device_id) DO UPDATE SET
 			device_type = excluded.device_type,
 			user_agent = excluded.user_agent,
@@ -177,7 +177,7 @@ func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, 
 		RETURNING `+deviceCols,
 		d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
 		d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
-		d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.Wipe, now, now))
+		d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.PolicyHash, d.Wipe, now, now))
 	if isForeignKey(err) {
 		return store.Device{}, fmt.Errorf("sqlite: touch device %q: user %d: %w", d.DeviceID, d.UserID, store.ErrNotFound)
 	}
@@ -223,8 +223,8 @@ func (s *Store) Devices(ctx context.Context, userID int64) ([]store.Device, erro
 }
 
 // UpdateDevice stores every mutable field of d, selected by d.ID: DeviceType,
-// UserAgent, the device information, ProtocolVersion, Access, PolicyKey and
-// Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
+// UserAgent, the device information, ProtocolVersion, Access, PolicyKey,
+// PolicyHash and Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
 // store.ErrNotFound if absent.
 func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
 	if err := checkDevice(d); err != nil {
@@ -233,10 +233,10 @@ func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
 	res, err := s.w.ExecContext(ctx, `
 		UPDATE devices SET device_type = ?, user_agent = ?, model = ?, imei = ?,
 			friendly_name = ?, os = ?, os_language = ?, phone_number = ?,
-			mobile_operator = ?, protocol_version = ?, access = ?, policy_key = ?, wipe = ?
+			mobile_operator = ?, protocol_version = ?, access = ?, policy_key = ?, policy_hash = ?, wipe = ?
 		WHERE id = ?`,
 		d.DeviceType, d.UserAgent, d.Model, d.IMEI, d.FriendlyName, d.OS, d.OSLanguage,
-		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.Wipe, d.ID)
+		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.PolicyHash, d.Wipe, d.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update device %d: %w", d.ID, err)
 	}

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteSyncStates", testDeleteSyncStates},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ContextCanceled", testContextCanceled},
+		{"UserSettings", testUserSettings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -391,7 +392,7 @@ func testUpdateDevice(t *testing.T, s store.Store) {
 			IMEI: "350000000000001", FriendlyName: "Work phone", OS: "Android 14",
 			OSLanguage: "de-DE", PhoneNumber: "+4930123456", MobileOperator: "Telekom",
 			ProtocolVersion: "16.1", Access: store.DeviceQuarantined, PolicyKey: 0xFFFFFFFF,
-			Wipe: store.WipePending,
+			PolicyHash: "0123abcd", Wipe: store.WipePending,
 		},
 		{Access: store.DeviceBlocked, PolicyKey: 0x80000000, Wipe: store.WipeAccountOnly},
 		{Access: store.DeviceAllowed, PolicyKey: 1, Wipe: store.WipeAcknowledged, Model: "x"},
@@ -698,4 +699,31 @@ func testContextCanceled(t *testing.T, s store.Store) {
 		t.Errorf("canceled TouchDevice created a device: %v", err)
 	}
 	wantState(t, s, d.ID, "1", "k", "-")
+}
+
+func testUserSettings(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	_, err := s.UserSetting(ctx, alice.ID, "oof")
+	wantErr(t, "UserSetting(unset)", err, store.ErrNotFound)
+	for _, v := range [][]byte{[]byte(`{"state":1}`), []byte(`{"state":0}`), {}} {
+		if err := s.PutUserSetting(ctx, alice.ID, "oof", v); err != nil {
+			t.Fatalf("PutUserSetting(%q): %v", v, err)
+		}
+		got, err := s.UserSetting(ctx, alice.ID, "oof")
+		if err != nil || !cmp.Equal(got, v) {
+			t.Errorf("UserSetting after put %q = %q, %v", v, got, err)
+		}
+	}
+	if _, err := s.UserSetting(ctx, bob.ID, "oof"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob sees alice's setting: %v", err)
+	}
+	wantErr(t, "PutUserSetting(no user)", s.PutUserSetting(ctx, 1<<40, "oof", []byte("x")), store.ErrNotFound)
+	if err := s.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UserSetting(ctx, alice.ID, "oof"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("setting survived DeleteUser: %v", err)
+	}
 }
