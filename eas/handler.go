@@ -1,0 +1,509 @@
+// Package eas serves Exchange ActiveSync over HTTP: request parsing in both
+// query forms (MS-ASHTTP), authentication, devices and their access rules,
+// the Provision policy gate, and one file per command. Items and folders
+// come from backends through interfaces this package defines; it never
+// talks to a database or an IMAP server itself.
+package eas
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/easd/easd/store"
+	"github.com/easd/easd/wbxml"
+)
+
+// Path is the ActiveSync endpoint; it is matched case-insensitively.
+const Path = "/Microsoft-Server-ActiveSync"
+
+// Store is the part of the store the protocol core uses.
+type Store interface {
+	UserStore
+	Device(ctx context.Context, userID int64, deviceID string) (store.Device, error)
+	TouchDevice(ctx context.Context, d store.Device) (store.Device, error)
+	Devices(ctx context.Context, userID int64) ([]store.Device, error)
+	UpdateDevice(ctx context.Context, d store.Device) error
+	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)
+	PutUserSetting(ctx context.Context, userID int64, key string, value []byte) error
+}
+
+// Config holds the protocol settings.
+type Config struct {
+	// Versions advertised in MS-ASProtocolVersions, ascending. Only fully
+	// implemented versions belong here: clients pick the highest.
+	Versions []string
+	// ServerVersion is sent as MS-Server-ActiveSync.
+	ServerVersion string
+	// MaxBodyBytes bounds a request body; larger gets HTTP 413.
+	MaxBodyBytes int64
+	// Realm is the Basic authentication realm.
+	Realm string
+	// Policy is the device policy sent by Provision.
+	Policy Policy
+	// AccessRules decide the access state of a device on first contact;
+	// the first match wins, no match allows.
+	AccessRules []AccessRule
+	// MaxDevicesPerUser refuses new devices beyond this count (status 177);
+	// 0 means no limit.
+	MaxDevicesPerUser int
+	// Domain completes addresses of users whose login has no '@'.
+	Domain string
+	// LoginFailures failed logins per user or client address within
+	// LoginWindow lock that user or address out for the rest of the window.
+	LoginFailures int
+	LoginWindow   time.Duration
+}
+
+// DefaultVersions are the protocol versions easd implements.
+var DefaultVersions = []string{"12.1", "14.0", "14.1"}
+
+func (c *Config) defaults() {
+	if len(c.Versions) == 0 {
+		c.Versions = DefaultVersions
+	}
+	if c.ServerVersion == "" {
+		c.ServerVersion = c.Versions[len(c.Versions)-1]
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 50 << 20
+	}
+	if c.Realm == "" {
+		c.Realm = "easd"
+	}
+	if c.LoginFailures <= 0 {
+		c.LoginFailures = 10
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+}
+
+// Deps are the handler's collaborators.
+type Deps struct {
+	Store  Store
+	Auth   Authenticator
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Rand fills policy keys; crypto/rand when nil.
+	Rand io.Reader
+	// LoggerFrom returns the request-scoped logger; Logger when nil.
+	LoggerFrom func(ctx context.Context, def *slog.Logger) *slog.Logger
+}
+
+// command is one ActiveSync command.
+type command struct {
+	// tag is the top-level element of its WBXML request and response; 0 for
+	// commands without one (GetAttachment).
+	tag wbxml.Tag
+	// noPolicy lets the command run without a current policy key.
+	noPolicy bool
+	run      func(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error)
+}
+
+// Session is one authenticated request on its way through a command.
+type Session struct {
+	Req    *Request
+	User   store.User
+	Device store.Device
+	Log    *slog.Logger
+}
+
+// Handler serves /Microsoft-Server-ActiveSync.
+type Handler struct {
+	cfg        Config
+	deps       Deps
+	commands   map[string]command
+	throttle   *throttle
+	policyHash string
+}
+
+// NewHandler returns the ActiveSync handler.
+func NewHandler(cfg Config, deps Deps) *Handler {
+	cfg.defaults()
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.LoggerFrom == nil {
+		deps.LoggerFrom = func(_ context.Context, def *slog.Logger) *slog.Logger { return def }
+	}
+	h := &Handler{cfg: cfg, deps: deps, throttle: newThrottle(cfg.LoginFailures, cfg.LoginWindow, deps.Now)}
+	h.policyHash = cfg.Policy.Hash()
+	h.commands = map[string]command{
+		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, run: h.provision},
+		"Settings":  {tag: wbxml.SettingsSettings, run: h.settings},
+	}
+	return h
+}
+
+// Commands lists the served commands, for MS-ASProtocolCommands.
+func (h *Handler) Commands() []string {
+	var names []string
+	for n := range h.commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.URL.Path, Path) {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "private")
+	w.Header().Set("MS-Server-ActiveSync", h.cfg.ServerVersion)
+	switch r.Method {
+	case http.MethodOptions:
+		h.options(w, r)
+	case http.MethodPost:
+		h.post(w, r)
+	case http.MethodGet:
+		// Some clients probe with GET: answer 401 or an empty 200 (MS-ASHTTP
+		// defines only OPTIONS and POST).
+		if _, err := h.authenticate(r); err != nil {
+			h.writeError(w, r, nil, 0, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("Allow", "OPTIONS, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// options answers the capability probe, MS-ASHTTP 2.2.3 / 3.2.5.
+func (h *Handler) options(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.authenticate(r); err != nil {
+		h.writeError(w, r, nil, 0, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Allow", "OPTIONS,POST")
+	hd.Set("Public", "OPTIONS,POST")
+	hd.Set("MS-ASProtocolVersions", strings.Join(h.cfg.Versions, ","))
+	hd.Set("MS-ASProtocolCommands", strings.Join(h.Commands(), ","))
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	req, err := parseRequest(r)
+	if err != nil {
+		h.writeError(w, r, nil, 0, err)
+		return
+	}
+	cmd, known := h.commands[req.Cmd]
+	if !slices.Contains(h.cfg.Versions, req.Version) {
+		w.Header().Set("MS-ASProtocolVersions", strings.Join(h.cfg.Versions, ","))
+		h.writeError(w, r, nil, 0, HTTPError(http.StatusBadRequest, "protocol version %q not supported", req.Version))
+		return
+	}
+	user, err := h.authenticate(r)
+	if err != nil {
+		h.writeError(w, r, req, 0, err)
+		return
+	}
+	log := h.deps.LoggerFrom(ctx, h.deps.Logger).With("user", user.Name, "device", req.DeviceID, "cmd", req.Cmd)
+	if user.Disabled {
+		h.writeError(w, r, req, cmd.tag, &Error{Status: StatusUserDisabledForSync, HTTP: http.StatusForbidden, Err: fmt.Errorf("user %s is disabled", user.Name)})
+		return
+	}
+	if !known {
+		// A command we do not serve: status 137 when it has a WBXML body we
+		// can answer in (14.0+), else HTTP 501 (MS-ASHTTP 3.2.5.1).
+		h.writeError(w, r, req, topTag(req.Cmd), &Error{Status: StatusCommandNotSupported, HTTP: http.StatusNotImplemented, Err: fmt.Errorf("command %q not served", req.Cmd)})
+		return
+	}
+	dev, err := h.device(ctx, user, req, r.UserAgent())
+	if err != nil {
+		h.writeError(w, r, req, cmd.tag, err)
+		return
+	}
+	if !cmd.noPolicy {
+		if err := h.checkPolicy(dev, req); err != nil {
+			h.writeError(w, r, req, cmd.tag, err)
+			return
+		}
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
+		h.writeError(w, r, req, cmd.tag, err)
+		return
+	}
+	if body != nil && cmd.tag != 0 && body.Tag != cmd.tag {
+		h.writeError(w, r, req, cmd.tag, Errorf(StatusInvalidContent, "top-level element %v, want %v", body.Tag, cmd.tag))
+		return
+	}
+	s := &Session{Req: req, User: user, Device: dev, Log: log}
+	resp, err := cmd.run(ctx, s, body)
+	if err != nil {
+		h.writeError(w, r, req, cmd.tag, err)
+		return
+	}
+	writeWBXML(w, resp, log)
+}
+
+// readBody decodes the WBXML body, or returns nil for an empty one.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*wbxml.Node, error) {
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return nil, HTTPError(http.StatusRequestEntityTooLarge, "body of %d bytes over the %d limit", r.ContentLength, h.cfg.MaxBodyBytes)
+	}
+	if r.ContentLength == 0 {
+		return nil, nil
+	}
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	lim := wbxml.Limits{MaxTotal: h.cfg.MaxBodyBytes, MaxOpaqueLen: h.cfg.MaxBodyBytes}
+	// Peek one byte: chunked requests have ContentLength -1 and may be empty.
+	var first [1]byte
+	n, err := io.ReadFull(body, first[:])
+	if n == 0 {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil
+		}
+		return nil, bodyError(err)
+	}
+	node, err := wbxml.Decode(io.MultiReader(bytes.NewReader(first[:]), body), lim)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return node, nil
+}
+
+func bodyError(err error) error {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return HTTPError(http.StatusRequestEntityTooLarge, "body over the %d byte limit", mb.Limit)
+	}
+	// MS-ASCMD 2.2.2: 102 InvalidWBXML.
+	return &Error{Status: StatusInvalidWBXML, HTTP: http.StatusBadRequest, Err: err}
+}
+
+// writeWBXML encodes resp; nil is an empty 200 (MS-ASHTTP 2.2.2: no body,
+// no Content-Type).
+func writeWBXML(w http.ResponseWriter, resp *wbxml.Node, log *slog.Logger) {
+	if resp == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	var buf bytes.Buffer
+	if err := wbxml.Encode(&buf, resp); err != nil {
+		log.Error("encoding response", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.ms-sync.wbxml")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
+}
+
+// writeError is the one place errors become responses. For 14.0+ clients a
+// status goes in the command's Status element (MS-ASCMD 2.2.2); otherwise
+// the HTTP code carries it (MS-ASHTTP 3.2.5.1).
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, req *Request, tag wbxml.Tag, err error) {
+	e := asError(err)
+	code := e.HTTP
+	if code == 0 {
+		code = httpFor(e.Status)
+	}
+	log := h.deps.LoggerFrom(r.Context(), h.deps.Logger)
+	lv := slog.LevelInfo
+	if code >= 500 && code != http.StatusNotImplemented && code != http.StatusServiceUnavailable {
+		lv = slog.LevelError
+	}
+	log.Log(r.Context(), lv, "eas error", "status", e.Status, "http", code, "err", e.Err)
+	if req != nil && e.Status != 0 && tag != 0 && versionAtLeast(req.Version, "14.0") && bodyStatusOK(code) {
+		writeWBXML(w, wbxml.E(tag, wbxml.T(statusTag(tag), strconv.Itoa(e.Status))), log)
+		return
+	}
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+h.cfg.Realm+`"`)
+	case http.StatusServiceUnavailable:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "30")
+		}
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(code)
+}
+
+// bodyStatusOK reports whether an error with this HTTP code may instead be
+// sent as a status in the body: authentication, size and availability
+// problems stay HTTP codes whatever the version.
+func bodyStatusOK(code int) bool {
+	switch code {
+	case http.StatusUnauthorized, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable:
+		return false
+	}
+	return true
+}
+
+// authenticate checks Basic credentials, with failed-login throttling per
+// user and per client address.
+func (h *Handler) authenticate(r *http.Request) (store.User, error) {
+	login, pw, ok := r.BasicAuth()
+	if !ok || login == "" {
+		return store.User{}, HTTPError(http.StatusUnauthorized, "no credentials")
+	}
+	login = normalizeLogin(login)
+	addr := clientAddr(r)
+	if wait := h.throttle.locked("u:"+login, "a:"+addr); wait > 0 {
+		return store.User{}, throttled(wait, login, addr)
+	}
+	u, err := h.deps.Auth.Authenticate(r.Context(), login, pw)
+	switch {
+	case err == nil:
+		h.throttle.succeeded("u:" + login)
+		return u, nil
+	case errors.Is(err, ErrBadCredentials):
+		h.throttle.failed("u:"+login, "a:"+addr)
+		return store.User{}, &Error{HTTP: http.StatusUnauthorized, Err: fmt.Errorf("login %q from %s: %w", login, addr, err)}
+	default:
+		return store.User{}, &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, Err: err}
+	}
+}
+
+func throttled(wait time.Duration, login, addr string) error {
+	return &Error{HTTP: http.StatusServiceUnavailable,
+		Err: fmt.Errorf("login %q from %s locked out for %s after repeated failures", login, addr, wait.Round(time.Second))}
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// device registers the device on first contact, applying access rules and
+// the per-user limit, and refuses blocked, quarantined and wiped devices.
+func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua string) (store.Device, error) {
+	d, err := h.deps.Store.Device(ctx, u.ID, req.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		if h.cfg.MaxDevicesPerUser > 0 {
+			devs, err := h.deps.Store.Devices(ctx, u.ID)
+			if err != nil {
+				return d, err
+			}
+			if len(devs) >= h.cfg.MaxDevicesPerUser {
+				return d, &Error{Status: StatusMaximumDevicesReached, HTTP: http.StatusForbidden,
+					Err: fmt.Errorf("user %s has %d devices, the limit", u.Name, len(devs))}
+			}
+		}
+		d = store.Device{Access: accessFor(h.cfg.AccessRules, req.DeviceType, "")}
+	} else if err != nil {
+		return d, err
+	}
+	d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.ProtocolVersion = u.ID, req.DeviceID, req.DeviceType, ua, req.Version
+	d, err = h.deps.Store.TouchDevice(ctx, d)
+	if err != nil {
+		return d, err
+	}
+	switch {
+	case d.Access == store.DeviceBlocked:
+		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden, Err: fmt.Errorf("device %s is blocked", d.DeviceID)}
+	case d.Access == store.DeviceQuarantined:
+		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
+			Err: fmt.Errorf("device %s is quarantined until an administrator runs 'easd device allow'", d.DeviceID)}
+	}
+	return d, nil
+}
+
+// checkPolicy is the provisioning gate, MS-ASPROV 3.2.5.1: a pending wipe,
+// a missing, stale or outdated policy key sends the client to Provision.
+func (h *Handler) checkPolicy(d store.Device, req *Request) error {
+	switch d.Wipe {
+	case store.WipePending:
+		return Errorf(StatusRemoteWipeRequested, "remote wipe pending for device %s", d.DeviceID)
+	case store.WipeAccountOnly:
+		if versionAtLeast(req.Version, "16.1") {
+			return Errorf(StatusRemoteWipeRequested, "account-only wipe pending for device %s", d.DeviceID)
+		}
+		// Before 16.1 there is no account-only wipe; a full wipe was not
+		// asked for, so the device is refused instead.
+		return &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
+			Err: fmt.Errorf("account-only wipe pending for device %s, which speaks %s (needs 16.1): refused", d.DeviceID, req.Version)}
+	case store.WipeAcknowledged:
+		return &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden, Err: fmt.Errorf("device %s was wiped", d.DeviceID)}
+	}
+	if !h.cfg.Policy.Enforce {
+		return nil
+	}
+	switch {
+	case req.PolicyKey == nil || *req.PolicyKey == 0 || d.PolicyKey == 0 || d.PolicyHash == "":
+		return Errorf(StatusDeviceNotProvisioned, "device %s not provisioned", d.DeviceID)
+	case *req.PolicyKey != d.PolicyKey:
+		return Errorf(StatusInvalidPolicyKey, "device %s sent policy key %d, want %d", d.DeviceID, *req.PolicyKey, d.PolicyKey)
+	case d.PolicyHash != h.policyHash:
+		return Errorf(StatusPolicyRefresh, "policy changed since device %s provisioned", d.DeviceID)
+	}
+	return nil
+}
+
+// topTag returns the top-level element of a command's WBXML body.
+func topTag(cmd string) wbxml.Tag {
+	switch cmd {
+	case "Sync":
+		return wbxml.AirSyncSync
+	case "FolderSync":
+		return wbxml.FolderHierarchyFolderSync
+	case "FolderCreate":
+		return wbxml.FolderHierarchyFolderCreate
+	case "FolderDelete":
+		return wbxml.FolderHierarchyFolderDelete
+	case "FolderUpdate":
+		return wbxml.FolderHierarchyFolderUpdate
+	case "GetItemEstimate":
+		return wbxml.GetItemEstimateGetItemEstimate
+	case "MoveItems":
+		return wbxml.MoveMoveItems
+	case "MeetingResponse":
+		return wbxml.MeetingResponseMeetingResponse
+	case "Search":
+		return wbxml.SearchSearch
+	case "Settings":
+		return wbxml.SettingsSettings
+	case "Ping":
+		return wbxml.PingPing
+	case "ItemOperations":
+		return wbxml.ItemOperationsItemOperations
+	case "Provision":
+		return wbxml.ProvisionProvision
+	case "ResolveRecipients":
+		return wbxml.ResolveRecipientsResolveRecipients
+	case "ValidateCert":
+		return wbxml.ValidateCertValidateCert
+	case "SendMail":
+		return wbxml.ComposeMailSendMail
+	case "SmartReply":
+		return wbxml.ComposeMailSmartReply
+	case "SmartForward":
+		return wbxml.ComposeMailSmartForward
+	case "Find":
+		return wbxml.FindFind
+	}
+	return 0
+}
+
+// statusTag returns the Status element in the code page of top.
+func statusTag(top wbxml.Tag) wbxml.Tag {
+	if t, ok := wbxml.LookupTag(top.Namespace(), "Status"); ok {
+		return t
+	}
+	return wbxml.AirSyncStatus
+}

@@ -1,0 +1,371 @@
+package eas
+
+import (
+	"context"
+	"encoding/binary"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/easd/easd/store"
+	"github.com/easd/easd/wbxml"
+)
+
+func TestOptions(t *testing.T) {
+	ts := newTestServer(t, nil)
+	r := ts.do(call{method: http.MethodOptions})
+	if r.code != 200 {
+		t.Fatalf("OPTIONS = %d", r.code)
+	}
+	if got := r.header.Get("MS-ASProtocolVersions"); got != "12.1,14.0,14.1" {
+		t.Errorf("MS-ASProtocolVersions = %q", got)
+	}
+	cmds := r.header.Get("MS-ASProtocolCommands")
+	if !strings.Contains(cmds, "Provision") || strings.Contains(cmds, "Sync,") {
+		t.Errorf("MS-ASProtocolCommands = %q: must list exactly what is served", cmds)
+	}
+	if r.header.Get("MS-Server-ActiveSync") == "" {
+		t.Error("no MS-Server-ActiveSync header")
+	}
+	// Unauthenticated OPTIONS asks for credentials.
+	r = ts.do(call{method: http.MethodOptions, pass: "-"})
+	if r.code != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("OPTIONS without credentials = %d %q", r.code, r.header.Get("WWW-Authenticate"))
+	}
+	// The path is matched case-insensitively.
+	if r = ts.do(call{method: http.MethodOptions, path: "/microsoft-server-activesync"}); r.code != 200 {
+		t.Errorf("lower-case path = %d", r.code)
+	}
+	if r = ts.do(call{method: http.MethodOptions, path: "/elsewhere"}); r.code != 404 {
+		t.Errorf("other path = %d", r.code)
+	}
+}
+
+// TestBadInput is the issue's table: every bad request gets the right EAS
+// status or HTTP code, never a 500.
+func TestBadInput(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxBodyBytes = 1024 })
+	key := ts.provision(call{})
+	blockedKey := ts.provision(call{device: "BLOCKED"})
+	d := ts.device("alice", "BLOCKED")
+	d.Access = store.DeviceBlocked
+	if err := ts.st.UpdateDevice(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+	for _, tc := range []struct {
+		name       string
+		c          call
+		wantHTTP   int
+		wantStatus string // top-level Status in the body; "" for none
+	}{
+		{"missing Cmd", call{rawQuery: "User=alice&DeviceId=D&DeviceType=iPhone"}, 400, ""},
+		{"missing DeviceId", call{rawQuery: "Cmd=Provision&User=alice&DeviceType=iPhone"}, 400, ""},
+		{"unsupported version", call{cmd: "Provision", version: "2.5"}, 400, ""},
+		{"no version", call{cmd: "Provision", version: "-"}, 400, ""},
+		{"no credentials", call{cmd: "Provision", pass: "-"}, 401, ""},
+		{"wrong password", call{cmd: "Provision", user: "bob", pass: "wrong"}, 401, ""},
+		{"unknown command 14.1", call{cmd: "Frobnicate", policyKey: &key}, 501, ""},
+		{"known but unserved command 14.1", call{cmd: "MoveItems", policyKey: &key, body: wbxml.E(wbxml.MoveMoveItems)}, 200, "137"},
+		{"known but unserved command 12.1", call{cmd: "MoveItems", version: "12.1", policyKey: &key}, 501, ""},
+		{"malformed WBXML 14.1", call{cmd: "Provision", rawBody: []byte{0x03, 0x01, 0x6a, 0x00, 0x45, 0x01, 0x01, 0x01}}, 200, "102"},
+		{"malformed WBXML 12.1", call{cmd: "Provision", version: "12.1", rawBody: []byte{0x03, 0x01}}, 400, ""},
+		{"wrong top element", call{cmd: "Provision", body: wbxml.E(wbxml.PingPing)}, 200, "101"},
+		{"no policy key 14.1", call{cmd: "Settings", body: settings}, 200, "142"},
+		{"stale policy key 14.1", call{cmd: "Settings", body: settings, policyKey: ptr(key + 1)}, 200, "144"},
+		{"stale policy key 12.1", call{cmd: "Settings", version: "12.1", body: settings, policyKey: ptr(key + 1)}, 449, ""},
+		{"no policy key 12.1", call{cmd: "Settings", version: "12.1", body: settings}, 449, ""},
+		{"blocked device 14.1", call{cmd: "Settings", device: "BLOCKED", body: settings, policyKey: &blockedKey}, 200, "129"},
+		{"blocked device 12.1", call{cmd: "Settings", version: "12.1", device: "BLOCKED", policyKey: &blockedKey}, 403, ""},
+		{"body over the limit", call{cmd: "Provision", rawBody: make([]byte, 2048)}, 413, ""},
+		{"method", call{method: http.MethodPut, cmd: "Provision"}, 405, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.do(tc.c)
+			if r.code != tc.wantHTTP {
+				t.Fatalf("HTTP %d, want %d (body %v)", r.code, tc.wantHTTP, r.body)
+			}
+			if tc.wantStatus != "" {
+				if r.body == nil {
+					t.Fatalf("no body, want Status %s", tc.wantStatus)
+				}
+				if got := r.body.ChildText(statusTag(r.body.Tag)); got != tc.wantStatus {
+					t.Errorf("Status = %q, want %s (%v)", got, tc.wantStatus, r.body)
+				}
+			}
+		})
+	}
+}
+
+func TestInvalidPolicyKeyHeader(t *testing.T) {
+	ts := newTestServer(t, nil)
+	req, _ := http.NewRequest("POST", ts.srv.URL+Path+"?Cmd=Provision&User=alice&DeviceId=D&DeviceType=x", nil)
+	req.SetBasicAuth("alice", "alice-pw")
+	req.Header.Set("MS-ASProtocolVersion", "14.1")
+	req.Header.Set("X-MS-PolicyKey", "not-a-number")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("HTTP %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestProvisionFromScratch(t *testing.T) {
+	ts := newTestServer(t, nil)
+	// Step 1 with DeviceInformation, as iOS sends it for 14.1.
+	body := provisionRequest("", "")
+	body.Children = append([]*wbxml.Node{wbxml.E(wbxml.SettingsDeviceInformation, wbxml.E(wbxml.SettingsSet,
+		wbxml.T(wbxml.SettingsModel, "iPhone15,2"), wbxml.T(wbxml.SettingsOS, "iOS 18.1"),
+		wbxml.T(wbxml.SettingsFriendlyName, "Alice's iPhone")))}, body.Children...)
+	r := ts.do(call{cmd: "Provision", body: body})
+	if r.code != 200 || r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+		t.Fatalf("step 1: %d %v", r.code, r.body)
+	}
+	if r.body.Path(wbxml.SettingsDeviceInformation).ChildText(wbxml.SettingsStatus) != "1" {
+		t.Errorf("no DeviceInformation status: %v", r.body)
+	}
+	pol := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy)
+	temp := pol.ChildText(wbxml.ProvisionPolicyKey)
+	if pol.ChildText(wbxml.ProvisionPolicyType) != PolicyType || pol.ChildText(wbxml.ProvisionStatus) != "1" || temp == "" {
+		t.Fatalf("step 1 policy: %v", pol)
+	}
+	if pol.Path(wbxml.ProvisionData, wbxml.ProvisionEASProvisionDoc, wbxml.ProvisionDevicePasswordEnabled) == nil {
+		t.Errorf("no EASProvisionDoc: %v", pol)
+	}
+	d := ts.device("alice", "DEV1")
+	if d.Model != "iPhone15,2" || d.FriendlyName != "Alice's iPhone" || d.PolicyHash != "" {
+		t.Errorf("device after step 1: %+v", d)
+	}
+	// The temporary key does not pass the gate.
+	tk, _ := strconv.ParseUint(temp, 10, 32)
+	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: ptr(uint32(tk))}); r.body.ChildText(wbxml.SettingsStatus) != "142" {
+		t.Errorf("temporary key accepted: %v", r.body)
+	}
+	// Step 2: a wrong key in the acknowledgement is a policy status 5.
+	r = ts.do(call{cmd: "Provision", body: provisionRequest("12345", "1")})
+	if got := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionStatus); got != "5" {
+		t.Errorf("ack with wrong key: policy status %q, want 5", got)
+	}
+	r = ts.do(call{cmd: "Provision", body: provisionRequest(temp, "1")})
+	final := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionPolicyKey)
+	if final == "" || final == temp {
+		t.Fatalf("final key %q (temp %q): %v", final, temp, r.body)
+	}
+	fk, _ := strconv.ParseUint(final, 10, 32)
+	d = ts.device("alice", "DEV1")
+	if d.PolicyKey != uint32(fk) || d.PolicyHash != DefaultPolicy.Hash() {
+		t.Errorf("device after step 2: key %d hash %q", d.PolicyKey, d.PolicyHash)
+	}
+	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: ptr(uint32(fk))}); r.body.ChildText(wbxml.SettingsStatus) == "142" || r.body.ChildText(wbxml.SettingsStatus) == "144" {
+		t.Errorf("final key refused: %v", r.body)
+	}
+	// Unknown policy type: policy status 3.
+	bad := wbxml.E(wbxml.ProvisionProvision, wbxml.E(wbxml.ProvisionPolicies, wbxml.E(wbxml.ProvisionPolicy,
+		wbxml.T(wbxml.ProvisionPolicyType, "MS-WAP-Provisioning-XML"))))
+	r = ts.do(call{cmd: "Provision", body: bad})
+	if got := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionStatus); got != "3" {
+		t.Errorf("unknown policy type: status %q, want 3", got)
+	}
+}
+
+func TestPolicyChangeForcesReprovision(t *testing.T) {
+	ts := newTestServer(t, nil)
+	key := ts.provision(call{})
+	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+	// A new handler with a stricter policy over the same store.
+	stricter := DefaultPolicy
+	stricter.PasswordRequired, stricter.MinPasswordLength = true, 6
+	ts.h = NewHandler(Config{Policy: stricter}, ts.h.deps)
+	ts.srv.Config.Handler = ts.h
+	r := ts.do(call{cmd: "Settings", body: settings, policyKey: &key})
+	if got := r.body.ChildText(wbxml.SettingsStatus); got != "143" {
+		t.Fatalf("old key after policy change: status %q, want 143", got)
+	}
+	if r := ts.do(call{cmd: "Settings", version: "12.1", body: settings, policyKey: &key}); r.code != 449 {
+		t.Errorf("12.1 after policy change: HTTP %d, want 449", r.code)
+	}
+	newKey := ts.provision(call{})
+	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: &newKey}); r.body.ChildText(wbxml.SettingsStatus) == "143" {
+		t.Errorf("new key still refused")
+	}
+	// A strict policy that the device did not apply gets no key.
+	r = ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
+	temp := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionPolicyKey)
+	r = ts.do(call{cmd: "Provision", body: provisionRequest(temp, "3")})
+	if got := r.body.ChildText(wbxml.ProvisionStatus); got != "139" {
+		t.Errorf("policy not applied under a strict policy: status %q, want 139 (%v)", got, r.body)
+	}
+}
+
+func TestRemoteWipe(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wipe    store.WipeState
+		version string
+		elem    wbxml.Tag
+	}{
+		{"full", store.WipePending, "14.1", wbxml.ProvisionRemoteWipe},
+		{"account only", store.WipeAccountOnly, "16.1", wbxml.ProvisionAccountOnlyRemoteWipe},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, func(c *Config) { c.Versions = []string{"14.1", "16.1"} })
+			c := call{version: tc.version}
+			key := ts.provision(c)
+			d := ts.device("alice", "DEV1")
+			d.Wipe = tc.wipe
+			if err := ts.st.UpdateDevice(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+			settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+			r := ts.do(call{version: tc.version, cmd: "Settings", body: settings, policyKey: &key})
+			if got := r.body.ChildText(wbxml.SettingsStatus); got != "140" {
+				t.Fatalf("command with wipe pending: status %q, want 140", got)
+			}
+			r = ts.do(call{version: tc.version, cmd: "Provision", body: provisionRequest("", "")})
+			if r.body.Child(tc.elem) == nil {
+				t.Fatalf("Provision did not carry %v: %v", tc.elem, r.body)
+			}
+			ack := wbxml.E(wbxml.ProvisionProvision, wbxml.E(tc.elem, wbxml.T(wbxml.ProvisionStatus, "1")))
+			if r = ts.do(call{version: tc.version, cmd: "Provision", body: ack}); r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+				t.Errorf("ack answer: %v", r.body)
+			}
+			if got := ts.device("alice", "DEV1").Wipe; got != store.WipeAcknowledged {
+				t.Errorf("wipe state after ack = %q", got)
+			}
+			if r = ts.do(call{version: tc.version, cmd: "Settings", body: settings, policyKey: &key}); r.body.ChildText(wbxml.SettingsStatus) != "129" {
+				t.Errorf("wiped device still served: %v", r.body)
+			}
+		})
+	}
+	t.Run("account only before 16.1 is refused, never a full wipe", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		key := ts.provision(call{})
+		d := ts.device("alice", "DEV1")
+		d.Wipe = store.WipeAccountOnly
+		ts.st.UpdateDevice(context.Background(), d)
+		r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
+		if r.body.Child(wbxml.ProvisionRemoteWipe) != nil || r.body.Child(wbxml.ProvisionAccountOnlyRemoteWipe) != nil {
+			t.Fatalf("14.1 device got a wipe: %v", r.body)
+		}
+		if r := ts.do(call{cmd: "Settings", body: wbxml.E(wbxml.SettingsSettings), policyKey: &key}); r.body.ChildText(wbxml.SettingsStatus) != "129" {
+			t.Errorf("device not refused: %v", r.body)
+		}
+	})
+}
+
+func TestDeviceRules(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.MaxDevicesPerUser = 2
+		c.AccessRules = []AccessRule{{DeviceType: "SAMSUNG*", Access: store.DeviceQuarantined}}
+	})
+	ts.provision(call{device: "A"})
+	if r := ts.do(call{cmd: "Provision", device: "S1", devType: "SAMSUNGSMG991B", body: provisionRequest("", "")}); r.body.ChildText(wbxml.ProvisionStatus) != "129" {
+		t.Errorf("quarantined device served: %v", r.body)
+	}
+	if got := ts.device("alice", "S1").Access; got != store.DeviceQuarantined {
+		t.Errorf("access = %q", got)
+	}
+	// The user now has two devices: a third is refused with 177.
+	r := ts.do(call{cmd: "Provision", device: "C", body: provisionRequest("", "")})
+	if got := r.body.ChildText(wbxml.ProvisionStatus); got != "177" {
+		t.Errorf("third device: status %q, want 177", got)
+	}
+	// Another user is not affected.
+	ts.provision(call{user: "bob", pass: "bob-pw", device: "C"})
+}
+
+func TestLoginThrottle(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.LoginFailures, c.LoginWindow = 3, time.Minute })
+	for range 3 {
+		if r := ts.do(call{method: http.MethodOptions, pass: "bad"}); r.code != 401 {
+			t.Fatalf("bad password = %d", r.code)
+		}
+	}
+	// Locked: even the right password is not checked now.
+	r := ts.do(call{method: http.MethodOptions})
+	if r.code != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("locked login = %d Retry-After %q, want 503 with Retry-After", r.code, r.header.Get("Retry-After"))
+	}
+	ts.clock.now = ts.clock.now.Add(61 * time.Second)
+	if r := ts.do(call{method: http.MethodOptions}); r.code != 200 {
+		t.Errorf("after the window = %d", r.code)
+	}
+	if strings.Contains(ts.logs.String(), "alice-pw") {
+		t.Error("password in the log")
+	}
+}
+
+func TestLoginForms(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for _, login := range []string{"alice", "ALICE", `EXAMPLE\alice`, "alice@example.com"} {
+		if r := ts.do(call{method: http.MethodOptions, user: login, pass: "alice-pw"}); r.code != 200 {
+			t.Errorf("login %q = %d", login, r.code)
+		}
+	}
+	if r := ts.do(call{method: http.MethodOptions, user: "nobody", pass: "x"}); r.code != 401 {
+		t.Errorf("unknown user = %d", r.code)
+	}
+	// A disabled user is refused with 403 / status 126.
+	ts.st.SetDisabled(context.Background(), "bob", true)
+	if r := ts.do(call{cmd: "Provision", user: "bob", pass: "bob-pw", body: provisionRequest("", "")}); r.body.ChildText(wbxml.ProvisionStatus) != "126" {
+		t.Errorf("disabled user: %v", r.body)
+	}
+}
+
+func TestBase64Query(t *testing.T) {
+	ts := newTestServer(t, nil)
+	devID := []byte{0xde, 0xad, 0xbe, 0xef}
+	q := base64Query(141, 20, devID, nil, "WindowsPhone")
+	r := ts.do(call{rawQuery: q, version: "-", body: provisionRequest("", "")})
+	if r.code != 200 || r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+		t.Fatalf("base64 Provision: %d %v", r.code, r.body)
+	}
+	temp := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionPolicyKey)
+	r = ts.do(call{rawQuery: q, version: "-", body: provisionRequest(temp, "1")})
+	final, _ := strconv.ParseUint(r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionPolicyKey), 10, 32)
+	d := ts.device("alice", "DEADBEEF")
+	if d.DeviceType != "WindowsPhone" || d.PolicyKey != uint32(final) || d.ProtocolVersion != "14.1" {
+		t.Errorf("device from base64 query: %+v", d)
+	}
+	// The policy key travels inside the query in this form.
+	pk := binary.LittleEndian.AppendUint32(nil, uint32(final))
+	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+	r = ts.do(call{rawQuery: base64Query(141, 17, devID, pk, "WindowsPhone"), version: "-", body: settings})
+	if got := r.body.ChildText(wbxml.SettingsStatus); got == "142" || got == "144" {
+		t.Errorf("policy key in base64 query not used: %v", r.body)
+	}
+	// Truncated and garbage base64 queries are 400.
+	for _, bad := range []string{"AAAA", "!!!notbase64", base64Query(141, 20, devID, []byte{1, 2}, "x")} {
+		if r := ts.do(call{rawQuery: bad, version: "-"}); r.code != 400 {
+			t.Errorf("query %q = %d, want 400", bad, r.code)
+		}
+	}
+}
+
+func TestParseBase64Params(t *testing.T) {
+	q := base64Query(121, 3, []byte("ID"), []byte{1, 0, 0, 0}, "T",
+		[]byte{1, 2, 'c', '1'}, []byte{3, 2, 'i', '1'}, []byte{7, 1, 0x03}, []byte{8, 5, 'a', 'l', 'i', 'c', 'e'}, []byte{0, 3, 'a', 't', 't'})
+	req, err := parseBase64Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Cmd != "SmartReply" || req.Version != "12.1" || req.CollectionID != "c1" || req.ItemID != "i1" ||
+		!req.SaveInSent || !req.AcceptMultiPart || req.User != "alice" || req.AttachmentName != "att" ||
+		req.PolicyKey == nil || *req.PolicyKey != 1 || req.DeviceID != "4944" || req.Locale != 0x0409 {
+		t.Errorf("parsed %+v", req)
+	}
+}
+
+func TestVersionNum(t *testing.T) {
+	for v, want := range map[string]int{"14.1": 141, "2.5": 25, "16.0": 160, "": 0, "x.y": 0, "14": 0, "1.10": 0} {
+		if got := versionNum(v); got != want {
+			t.Errorf("versionNum(%q) = %d, want %d", v, got, want)
+		}
+	}
+}
