@@ -61,6 +61,7 @@ func commands() map[string]*command {
 		{"serve", "easd serve [flags]", "run the ActiveSync server", runServe},
 		{"migrate", "easd migrate [flags]", "apply database migrations and exit", runMigrate},
 		{"user", "easd user add|list|passwd|disable|enable|delete [flags] [NAME]", "manage local users", runUser},
+		{"device", "easd device list|show|wipe|account-wipe|block|allow|remove [flags] [USER [DEVICEID]]", "manage users' phones: list, block, allow, remote wipe", runDevice},
 		{"wbxml", "easd wbxml decode|encode < in > out", "convert between WBXML and its XML text form", runWBXML},
 		{"healthcheck", "easd healthcheck [flags]", "ask a running server's /healthz (for container health checks)", runHealthcheck},
 		{"version", "easd version", "print the version", runVersion},

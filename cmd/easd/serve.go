@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/easd/easd/eas"
 
 	"github.com/easd/easd/internal/config"
 	"github.com/easd/easd/internal/server"
@@ -20,6 +23,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	grace := fs.Duration("shutdown-timeout", "EASD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long in-flight requests may run after SIGTERM/SIGINT")
 	logFormat := fs.String("log-format", "EASD_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else JSON), text or json")
 	logLevel := fs.String("log-level", "EASD_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	ef := addEASFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -33,6 +37,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	easCfg, err := ef.config()
+	if err != nil {
+		return err
+	}
+	adCfg := eas.AutodiscoverConfig{URL: *ef.externalURL, Domain: easCfg.Domain, LoggerFrom: server.LoggerFrom}
+	if err := adCfg.Validate(); err != nil {
+		return usageError("--external-url: %v", err)
+	}
 	ctx, stop := e.signals(ctx)
 	defer stop()
 
@@ -43,9 +55,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	defer st.Close()
 	log.Info("store ready", "store", where, "version", versionString(), "pid", os.Getpid())
 
+	auth, err := ef.authenticator(st)
+	if err != nil {
+		return err
+	}
+	easCfg.Realm = "easd"
+	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom})
+	// Autodiscover shares the handler's failed-login lockout.
+	ad := as.Autodiscover(adCfg)
+	log.Info("activesync ready", "versions", strings.Join(easCfg.Versions, ","), "commands", strings.Join(as.Commands(), ","),
+		"auth", *ef.auth, "policy_enforced", easCfg.Policy.Enforce)
+
 	srv := server.New(server.Config{
 		Listen: *listen, AdminListen: *admin, TLSCert: *cert, TLSKey: *key, ShutdownTimeout: *grace,
-	}, server.Deps{Logger: log, Store: st})
+	}, server.Deps{Logger: log, Store: st, App: appHandler(as, ad)})
 	if err := srv.Run(ctx, nil); err != nil {
 		return fmt.Errorf("%v", err)
 	}

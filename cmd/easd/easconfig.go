@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/easd/easd/eas"
+	"github.com/easd/easd/imapbridge"
+	"github.com/easd/easd/internal/config"
+	"github.com/easd/easd/store"
+)
+
+// easFlags are serve's protocol settings.
+type easFlags struct {
+	maxVersion    *string
+	externalURL   *string
+	domain        *string
+	auth          *string
+	imapAddr      *string
+	imapTLS       *string
+	imapInsecure  *bool
+	authCacheTTL  *time.Duration
+	maxBody       *int
+	maxDevices    *int
+	deviceRules   *string
+	loginFailures *int
+	loginWindow   *time.Duration
+
+	enforce, pwRequired, alnum, encryption, noAttachments *bool
+	minLength, wipeAfter, maxAttachment                   *int
+	lockAfter                                             *time.Duration
+}
+
+func addEASFlags(fs *config.FlagSet) *easFlags {
+	f := &easFlags{}
+	f.maxVersion = fs.String("max-version", "EASD_MAX_VERSION", "14.1", "highest ActiveSync version to advertise (implemented: "+strings.Join(eas.DefaultVersions, ", ")+")")
+	f.externalURL = fs.String("external-url", "EASD_EXTERNAL_URL", "", "public https URL of the server as phones reach it, e.g. https://mail.example.com (for Autodiscover); empty: taken from each request's Host")
+	f.domain = fs.String("domain", "EASD_DOMAIN", "", "mail domain completing addresses of users whose login has no @, e.g. example.com")
+	f.auth = fs.String("auth", "EASD_AUTH", "local", "how passwords are checked: local (users added with 'easd user') or imap (an IMAP LOGIN at --imap-addr; nothing stored)")
+	f.imapAddr = fs.String("imap-addr", "EASD_IMAP_ADDR", "", "upstream IMAP server host:port")
+	f.imapTLS = fs.String("imap-tls", "EASD_IMAP_TLS", "starttls", "upstream IMAP protection: tls (port 993), starttls (port 143) or none (loopback only)")
+	f.imapInsecure = fs.Bool("imap-insecure", "EASD_IMAP_INSECURE", false, "accept any upstream certificate (DANGER: lets an interceptor collect passwords)")
+	f.authCacheTTL = fs.Duration("auth-cache-ttl", "EASD_AUTH_CACHE_TTL", 5*time.Minute, "with --auth imap: how long a verified login is remembered (as a salted hash); 0 disables")
+	f.maxBody = fs.Int("max-body", "EASD_MAX_BODY", 50<<20, "largest request body in bytes (larger gets HTTP 413)")
+	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
+	f.deviceRules = fs.String("device-rules", "EASD_DEVICE_RULES", "", "access of new devices, first match wins: ACCESS:TYPE[/MODEL],... with globs, e.g. quarantine:SAMSUNG*,block:*/Nokia*")
+	f.loginFailures = fs.Int("login-failures", "EASD_LOGIN_FAILURES", 10, "failed logins per user or client address before a lockout")
+	f.loginWindow = fs.Duration("login-window", "EASD_LOGIN_WINDOW", 15*time.Minute, "window for --login-failures, and the lockout's length")
+
+	f.enforce = fs.Bool("policy-enforce", "EASD_POLICY_ENFORCE", true, "require devices to provision (accept the policy) before syncing; needed for remote wipe")
+	f.pwRequired = fs.Bool("policy-password", "EASD_POLICY_PASSWORD", false, "require a device passcode")
+	f.minLength = fs.Int("policy-min-length", "EASD_POLICY_MIN_LENGTH", 0, "minimum passcode length; 0 none")
+	f.alnum = fs.Bool("policy-alphanumeric", "EASD_POLICY_ALPHANUMERIC", false, "require an alphanumeric passcode, and no simple ones like 1234")
+	f.lockAfter = fs.Duration("policy-lock-after", "EASD_POLICY_LOCK_AFTER", 0, "lock the device after this much inactivity; 0 none")
+	f.wipeAfter = fs.Int("policy-wipe-after", "EASD_POLICY_WIPE_AFTER", 0, "wipe the device after this many wrong passcodes; 0 never")
+	f.encryption = fs.Bool("policy-encryption", "EASD_POLICY_ENCRYPTION", false, "require device encryption")
+	f.noAttachments = fs.Bool("policy-no-attachments", "EASD_POLICY_NO_ATTACHMENTS", false, "forbid downloading attachments")
+	f.maxAttachment = fs.Int("policy-max-attachment", "EASD_POLICY_MAX_ATTACHMENT", 0, "largest attachment a device may download, bytes; 0 no limit")
+	return f
+}
+
+// config builds the protocol configuration.
+func (f *easFlags) config() (eas.Config, error) {
+	var c eas.Config
+	i := slices.Index(eas.DefaultVersions, *f.maxVersion)
+	if i < 0 {
+		return c, usageError("--max-version %q: want one of %s", *f.maxVersion, strings.Join(eas.DefaultVersions, ", "))
+	}
+	c.Versions = eas.DefaultVersions[:i+1]
+	c.Domain = strings.TrimPrefix(strings.ToLower(*f.domain), "@")
+	c.MaxBodyBytes = int64(*f.maxBody)
+	c.MaxDevicesPerUser = *f.maxDevices
+	c.LoginFailures, c.LoginWindow = *f.loginFailures, *f.loginWindow
+	rules, err := parseDeviceRules(*f.deviceRules)
+	if err != nil {
+		return c, usageError("--device-rules: %v", err)
+	}
+	c.AccessRules = rules
+	c.Policy = eas.Policy{
+		Enforce:            *f.enforce,
+		PasswordRequired:   *f.pwRequired || *f.minLength > 0 || *f.alnum,
+		AlphanumericPIN:    *f.alnum,
+		AllowSimplePIN:     !*f.alnum,
+		MinPasswordLength:  *f.minLength,
+		InactivityLockSecs: int(f.lockAfter.Seconds()),
+		WipeAfterFailures:  *f.wipeAfter,
+		RequireEncryption:  *f.encryption,
+		AttachmentsBlocked: *f.noAttachments,
+		MaxAttachmentSize:  *f.maxAttachment,
+	}
+	return c, nil
+}
+
+// parseDeviceRules reads ACCESS:TYPE[/MODEL] items separated by commas.
+func parseDeviceRules(s string) ([]eas.AccessRule, error) {
+	var rules []eas.AccessRule
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		access, match, ok := strings.Cut(item, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q: want ACCESS:TYPE[/MODEL]", item)
+		}
+		var r eas.AccessRule
+		switch a := store.DeviceAccess(strings.ToLower(strings.TrimSpace(access))); a {
+		case store.DeviceAllowed, store.DeviceBlocked, store.DeviceQuarantined:
+			r.Access = a
+		case "allow", "block", "quarantine":
+			r.Access = map[store.DeviceAccess]store.DeviceAccess{"allow": store.DeviceAllowed, "block": store.DeviceBlocked, "quarantine": store.DeviceQuarantined}[a]
+		default:
+			return nil, fmt.Errorf("%q: access %q: want allow, block or quarantine", item, access)
+		}
+		r.DeviceType, r.Model, _ = strings.Cut(strings.TrimSpace(match), "/")
+		if r.DeviceType == "*" {
+			r.DeviceType = ""
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+// authenticator builds the configured password check.
+func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
+	switch *f.auth {
+	case "local":
+		return eas.LocalAuth{Users: st}, nil
+	case "imap":
+		if *f.imapAddr == "" {
+			return nil, usageError("--auth imap needs --imap-addr")
+		}
+		up, err := imapbridge.NewIMAPAuthenticator(imapbridge.Config{
+			Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
+		})
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		var v eas.PasswordVerifier = up
+		if *f.authCacheTTL > 0 {
+			v = imapbridge.NewCachedAuthenticator(up, imapbridge.CacheOptions{TTL: *f.authCacheTTL})
+		}
+		return eas.PassThroughAuth{Users: st, Upstream: v, IsBadCredentials: func(err error) bool {
+			return errors.Is(err, imapbridge.ErrBadCredentials)
+		}}, nil
+	}
+	return nil, usageError("--auth %q: want local or imap", *f.auth)
+}
+
+// appHandler routes the public paths: ActiveSync and Autodiscover, matched
+// case-insensitively as phones vary.
+func appHandler(as http.Handler, autodiscover http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.EqualFold(r.URL.Path, eas.Path):
+			as.ServeHTTP(w, r)
+		case autodiscover != nil && eas.IsAutodiscoverPath(r.URL.Path):
+			autodiscover.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
