@@ -420,6 +420,10 @@ func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua str
 	case d.Access == store.DeviceQuarantined:
 		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
 			Err: fmt.Errorf("device %s is quarantined until an administrator runs 'easd device allow'", d.DeviceID)}
+	case d.Wipe == store.WipeAcknowledged:
+		// A wiped device stays refused, Provision included, until an
+		// administrator removes it ('easd device remove').
+		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden, Err: fmt.Errorf("device %s was wiped", d.DeviceID)}
 	}
 	return d, nil
 }
@@ -438,8 +442,6 @@ func (h *Handler) checkPolicy(d store.Device, req *Request) error {
 		// asked for, so the device is refused instead.
 		return &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
 			Err: fmt.Errorf("account-only wipe pending for device %s, which speaks %s (needs 16.1): refused", d.DeviceID, req.Version)}
-	case store.WipeAcknowledged:
-		return &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden, Err: fmt.Errorf("device %s was wiped", d.DeviceID)}
 	}
 	if !h.cfg.Policy.Enforce {
 		return nil

@@ -241,6 +241,9 @@ func TestRemoteWipe(t *testing.T) {
 			if r = ts.do(call{version: tc.version, cmd: "Settings", body: settings, policyKey: &key}); r.body.ChildText(wbxml.SettingsStatus) != "129" {
 				t.Errorf("wiped device still served: %v", r.body)
 			}
+			if r = ts.do(call{version: tc.version, cmd: "Provision", body: provisionRequest("", "")}); r.body.ChildText(wbxml.ProvisionStatus) != "129" {
+				t.Errorf("wiped device may provision again: %v", r.body)
+			}
 		})
 	}
 	t.Run("account only before 16.1 is refused, never a full wipe", func(t *testing.T) {

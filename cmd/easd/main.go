@@ -63,6 +63,7 @@ func commands() map[string]*command {
 		{"user", "easd user add|list|passwd|disable|enable|delete [flags] [NAME]", "manage local users", runUser},
 		{"device", "easd device list|show|wipe|account-wipe|block|allow|remove [flags] [USER [DEVICEID]]", "manage users' phones: list, block, allow, remote wipe", runDevice},
 		{"wbxml", "easd wbxml decode|encode < in > out", "convert between WBXML and its XML text form", runWBXML},
+		{"probe", "easd probe [flags] URL USER", "check that a server works for a phone, step by step", runProbe},
 		{"healthcheck", "easd healthcheck [flags]", "ask a running server's /healthz (for container health checks)", runHealthcheck},
 		{"version", "easd version", "print the version", runVersion},
 	}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/easd/easd/eas/client"
+)
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key to dir and
+// returns the paths.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "easd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// TestServeProbeAndWipe runs a real `easd serve` over HTTPS and checks the
+// issue's acceptance: `easd probe` passes every step, and a wipe asked for
+// with `easd device wipe` reaches the phone on its next request, whose
+// acknowledgement `easd device show` then reports.
+func TestServeProbeAndWipe(t *testing.T) {
+	bin := buildEasd(t)
+	dir := t.TempDir()
+	environ := map[string]string{"EASD_DATA_DIR": filepath.Join(dir, "data")}
+	if r := easd(t, "alice-pw\n", environ, "user", "add", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	certFile, keyFile := selfSignedCert(t, dir)
+	cmd, addr, _, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile, "EASD_DOMAIN=example.com")
+	url := "https://" + addr
+
+	// The connectivity doctor, trusting our certificate as a private CA.
+	r := easd(t, "alice-pw\n", nil, "probe", "--ca-file", certFile, url, "alice")
+	if r.code != 0 {
+		t.Fatalf("probe failed (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, step := range []string{"tls", "options", "auth", "provision"} {
+		if !strings.Contains(r.stdout, "PASS  "+step) {
+			t.Errorf("probe step %s did not pass:\n%s", step, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "FAIL") || strings.Contains(r.stdout+r.stderr, "alice-pw") {
+		t.Errorf("probe output has a failure or the password:\n%s", r.stdout)
+	}
+
+	// A phone provisions, then the administrator asks for a wipe.
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(certFile)
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	phone, err := client.New(client.Config{URL: url, User: "alice", Password: "alice-pw", DeviceID: "IPHONE0042",
+		DeviceType: "iPhone", UserAgent: "Apple-iPhone15C2/2104.112", HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := phone.Provision(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.UserInformation(t.Context()); err != nil {
+		t.Fatalf("UserInformation before the wipe: %v", err)
+	}
+	if r := easd(t, "", environ, "device", "wipe", "alice", "IPHONE0042"); r.code != 0 {
+		t.Fatalf("device wipe: %+v", r)
+	}
+	if r := easd(t, "", environ, "device", "show", "alice", "IPHONE0042"); !strings.Contains(r.stdout, "pending") {
+		t.Errorf("show before the phone's next request:\n%s", r.stdout)
+	}
+	_, err = phone.UserInformation(t.Context())
+	if !errors.Is(err, client.ErrWiped) {
+		t.Fatalf("next request after wipe = %v, want the wipe", err)
+	}
+	if r := easd(t, "", environ, "device", "show", "alice", "IPHONE0042"); !strings.Contains(r.stdout, "acknowledged") {
+		t.Errorf("wipe acknowledgement not recorded:\n%s", r.stdout)
+	}
+	// The wiped phone is refused from now on.
+	again, _ := client.New(client.Config{URL: url, User: "alice", Password: "alice-pw", DeviceID: "IPHONE0042",
+		DeviceType: "iPhone", HTTPClient: hc})
+	if _, _, err := again.Provision(t.Context()); err == nil {
+		t.Error("wiped device provisioned again")
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve exit: %v\n%s", err, logOf())
+	}
+}
