@@ -10,6 +10,7 @@
 #   EASD_TEST_POSTGRES  admin URL of a PostgreSQL server to create test
 #                       databases in (default: 127.0.0.1:5432 as postgres if
 #                       it answers, else a throwaway cluster on port 55432)
+#   EASD_TEST_PG_THROWAWAY=1  always start the throwaway cluster
 #   CI                  when set, tests that need a service fail instead of skipping
 #   GOTESTFLAGS         extra flags for go test (e.g. -run TestX -v)
 set -euo pipefail
@@ -43,7 +44,7 @@ pg_answers() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 if [ -z "${EASD_TEST_POSTGRES:-}" ]; then
   url="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-  if pg_answers "$url"; then
+  if [ -z "${EASD_TEST_PG_THROWAWAY:-}" ] && pg_answers "$url"; then
     EASD_TEST_POSTGRES=$url
   else
     initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
