@@ -62,6 +62,10 @@ type Config struct {
 	// LoginWindow lock that user or address out for the rest of the window.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// MaxConcurrent bounds commands running at once; beyond it requests
+	// get HTTP 503 with Retry-After (MS-ASHTTP 3.2.5.1) instead of piling
+	// up. 0 means no bound. Long polls will give up their slot while parked.
+	MaxConcurrent int
 }
 
 // DefaultVersions are the protocol versions easd implements.
@@ -126,6 +130,7 @@ type Handler struct {
 	commands   map[string]command
 	throttle   *throttle
 	policyHash string
+	busy       chan struct{} // one token per running command; nil when unbounded
 }
 
 // NewHandler returns the ActiveSync handler.
@@ -139,6 +144,9 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	}
 	h := &Handler{cfg: cfg, deps: deps, throttle: newThrottle(cfg.LoginFailures, cfg.LoginWindow, deps.Now)}
 	h.policyHash = cfg.Policy.Hash()
+	if cfg.MaxConcurrent > 0 {
+		h.busy = make(chan struct{}, cfg.MaxConcurrent)
+	}
 	h.commands = map[string]command{
 		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, run: h.provision},
 		"Settings":  {tag: wbxml.SettingsSettings, run: h.settings},
@@ -199,6 +207,17 @@ func (h *Handler) options(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if h.busy != nil {
+		select {
+		case h.busy <- struct{}{}:
+			defer func() { <-h.busy }()
+		default:
+			w.Header().Set("Retry-After", "10")
+			h.writeError(w, r, nil, 0, &Error{HTTP: http.StatusServiceUnavailable,
+				Err: fmt.Errorf("overloaded: %d commands running", cap(h.busy))})
+			return
+		}
+	}
 	req, err := parseRequest(r)
 	if err != nil {
 		h.writeError(w, r, nil, 0, err)

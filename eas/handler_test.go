@@ -372,3 +372,16 @@ func TestVersionNum(t *testing.T) {
 		}
 	}
 }
+
+func TestOverload(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxConcurrent = 1 })
+	ts.h.busy <- struct{}{} // one command is running
+	r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
+	if r.code != 503 || r.header.Get("Retry-After") != "10" {
+		t.Errorf("overloaded = %d Retry-After %q, want 503 with Retry-After", r.code, r.header.Get("Retry-After"))
+	}
+	<-ts.h.busy
+	if r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")}); r.code != 200 {
+		t.Errorf("after the load went = %d", r.code)
+	}
+}

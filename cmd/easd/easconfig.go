@@ -29,6 +29,7 @@ type easFlags struct {
 	deviceRules   *string
 	loginFailures *int
 	loginWindow   *time.Duration
+	maxConcurrent *int
 
 	enforce, pwRequired, alnum, encryption, noAttachments *bool
 	minLength, wipeAfter, maxAttachment                   *int
@@ -49,6 +50,7 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
 	f.deviceRules = fs.String("device-rules", "EASD_DEVICE_RULES", "", "access of new devices, first match wins: ACCESS:TYPE[/MODEL],... with globs, e.g. quarantine:SAMSUNG*,block:*/Nokia*")
 	f.loginFailures = fs.Int("login-failures", "EASD_LOGIN_FAILURES", 10, "failed logins per user or client address before a lockout")
+	f.maxConcurrent = fs.Int("max-concurrent", "EASD_MAX_CONCURRENT", 500, "ActiveSync commands running at once; beyond it HTTP 503 with Retry-After; 0 no bound")
 	f.loginWindow = fs.Duration("login-window", "EASD_LOGIN_WINDOW", 15*time.Minute, "window for --login-failures, and the lockout's length")
 
 	f.enforce = fs.Bool("policy-enforce", "EASD_POLICY_ENFORCE", true, "require devices to provision (accept the policy) before syncing; needed for remote wipe")
@@ -75,6 +77,7 @@ func (f *easFlags) config() (eas.Config, error) {
 	c.MaxBodyBytes = int64(*f.maxBody)
 	c.MaxDevicesPerUser = *f.maxDevices
 	c.LoginFailures, c.LoginWindow = *f.loginFailures, *f.loginWindow
+	c.MaxConcurrent = *f.maxConcurrent
 	rules, err := parseDeviceRules(*f.deviceRules)
 	if err != nil {
 		return c, usageError("--device-rules: %v", err)
