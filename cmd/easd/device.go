@@ -31,24 +31,9 @@ const deviceSynopsis = `easd device list|show|wipe|account-wipe|block|allow|remo
 func runDevice(ctx context.Context, e *env, args []string) error {
 	fs := config.NewFlagSet("easd device", deviceSynopsis, e.getenv, e.stderr)
 	sf := addStoreFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	sub, pos, err := parseSubcommand(fs, args)
+	if err != nil {
 		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return usageError("missing subcommand")
-	}
-	sub, rest := rest[0], rest[1:]
-	var pos []string
-	for len(rest) > 0 {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			pos = append(pos, rest[0])
-			rest = rest[1:]
-		}
 	}
 	switch sub {
 	case "list":

@@ -162,6 +162,33 @@ func parseFlags(fs interface{ Parse([]string) error }, args []string) error {
 	return nil
 }
 
+// parseSubcommand parses "SUB [ARG...]" with flags allowed before, between
+// and after the arguments, and returns SUB and the arguments.
+func parseSubcommand(fs interface {
+	Parse([]string) error
+	Args() []string
+}, args []string) (sub string, pos []string, err error) {
+	if err := parseFlags(fs, args); err != nil {
+		return "", nil, err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return "", nil, usageError("missing subcommand")
+	}
+	sub, rest = rest[0], rest[1:]
+	for len(rest) > 0 {
+		if err := parseFlags(fs, rest); err != nil {
+			return "", nil, err
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	return sub, pos, nil
+}
+
 func runVersion(_ context.Context, e *env, args []string) error {
 	if len(args) > 0 {
 		if args[0] == "-h" || args[0] == "--help" {

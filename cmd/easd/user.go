@@ -33,25 +33,9 @@ could read them. They are stored as argon2id hashes.`
 func runUser(ctx context.Context, e *env, args []string) error {
 	fs := config.NewFlagSet("easd user", userSynopsis, e.getenv, e.stderr)
 	sf := addStoreFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	sub, pos, err := parseSubcommand(fs, args)
+	if err != nil {
 		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return usageError("missing subcommand")
-	}
-	sub, rest := rest[0], rest[1:]
-	// Flags may also follow the subcommand and the name.
-	var pos []string
-	for len(rest) > 0 {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			pos = append(pos, rest[0])
-			rest = rest[1:]
-		}
 	}
 	wantName := sub != "list"
 	switch sub {
