@@ -129,7 +129,7 @@ func NewAutodiscover(cfg AutodiscoverConfig, auth Authenticator, log *slog.Logge
 	c.defaults()
 	// A handler without commands: only its authenticate (Basic parsing,
 	// normalizeLogin, lockout, error mapping) is used.
-	h := &Handler{cfg: c, deps: Deps{Auth: auth}, throttle: newThrottle(c.LoginFailures, c.LoginWindow, time.Now)}
+	h := &Handler{cfg: c, deps: Deps{Auth: auth}, throttle: newThrottle(c.LoginFailures, c.LoginWindow, time.Now), checks: newChecks()}
 	cfg.Realm = c.Realm
 	return newAutodiscover(cfg, h.authenticate, log)
 }

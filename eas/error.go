@@ -17,6 +17,8 @@ type Error struct {
 	HTTP int
 	// Err is the cause, for the log only.
 	Err error
+	// RetryAfter is the Retry-After of a 503, in seconds; 0 for the default.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {

@@ -12,8 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ type Store interface {
 	TouchDevice(ctx context.Context, d store.Device) (store.Device, error)
 	Devices(ctx context.Context, userID int64) ([]store.Device, error)
 	UpdateDevice(ctx context.Context, d store.Device) error
+	SetDeviceAccess(ctx context.Context, id int64, access store.DeviceAccess) error
+	SetDeviceWipe(ctx context.Context, id int64, to store.WipeState, from ...store.WipeState) (bool, error)
 	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)
 	PutUserSetting(ctx context.Context, userID int64, key string, value []byte) error
 }
@@ -62,6 +65,9 @@ type Config struct {
 	// LoginWindow lock that user or address out for the rest of the window.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed
+	// for the client address (login throttling, logs).
+	TrustedProxies []netip.Prefix
 	// MaxConcurrent bounds commands running at once; beyond it requests
 	// get HTTP 503 with Retry-After (MS-ASHTTP 3.2.5.1) instead of piling
 	// up. 0 means no bound. Long polls will give up their slot while parked.
@@ -131,6 +137,7 @@ type Handler struct {
 	throttle   *throttle
 	policyHash string
 	busy       chan struct{} // one token per running command; nil when unbounded
+	checks     chan struct{} // one token per password check running
 }
 
 // NewHandler returns the ActiveSync handler.
@@ -147,6 +154,7 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	if cfg.MaxConcurrent > 0 {
 		h.busy = make(chan struct{}, cfg.MaxConcurrent)
 	}
+	h.checks = newChecks()
 	h.commands = map[string]command{
 		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, run: h.provision},
 		"Settings":  {tag: wbxml.SettingsSettings, run: h.settings},
@@ -207,17 +215,6 @@ func (h *Handler) options(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if h.busy != nil {
-		select {
-		case h.busy <- struct{}{}:
-			defer func() { <-h.busy }()
-		default:
-			w.Header().Set("Retry-After", "10")
-			h.writeError(w, r, nil, 0, &Error{HTTP: http.StatusServiceUnavailable,
-				Err: fmt.Errorf("overloaded: %d commands running", cap(h.busy))})
-			return
-		}
-	}
 	req, err := parseRequest(r)
 	if err != nil {
 		h.writeError(w, r, nil, 0, err)
@@ -233,6 +230,18 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.writeError(w, r, req, 0, err)
 		return
+	}
+	// The command slot is taken after authentication, so that a flood of
+	// unauthenticated requests cannot crowd out real users.
+	if h.busy != nil {
+		select {
+		case h.busy <- struct{}{}:
+			defer func() { <-h.busy }()
+		default:
+			h.writeError(w, r, req, 0, &Error{HTTP: http.StatusServiceUnavailable, RetryAfter: 10,
+				Err: fmt.Errorf("overloaded: %d commands running", cap(h.busy))})
+			return
+		}
 	}
 	log := h.deps.LoggerFrom(ctx, h.deps.Logger).With("user", user.Name, "device", req.DeviceID, "cmd", req.Cmd)
 	if user.Disabled {
@@ -263,6 +272,14 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	}
 	if body != nil && cmd.tag != 0 && body.Tag != cmd.tag {
 		h.writeError(w, r, req, cmd.tag, Errorf(StatusInvalidContent, "top-level element %v, want %v", body.Tag, cmd.tag))
+		return
+	}
+	// A wiped device stays refused, Provision included, until an
+	// administrator removes it ('easd device remove'); only a repeated
+	// wipe acknowledgement is answered, the same way as the first.
+	if dev.Wipe == store.WipeAcknowledged && !isWipeAck(req.Cmd, body) {
+		h.writeError(w, r, req, cmd.tag, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
+			Err: fmt.Errorf("device %s was wiped", dev.DeviceID)})
 		return
 	}
 	s := &Session{Req: req, User: user, Device: dev, Log: log}
@@ -352,7 +369,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, req *Reques
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+h.cfg.Realm+`"`)
 	case http.StatusServiceUnavailable:
-		if w.Header().Get("Retry-After") == "" {
+		switch {
+		case e.RetryAfter > 0:
+			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		case w.Header().Get("Retry-After") == "":
 			w.Header().Set("Retry-After", "30")
 		}
 	}
@@ -372,41 +392,51 @@ func bodyStatusOK(code int) bool {
 }
 
 // authenticate checks Basic credentials, with failed-login throttling per
-// user and per client address.
+// user and per client network, and a bound on password checks running at
+// once (each argon2id check takes ~19 MiB).
 func (h *Handler) authenticate(r *http.Request) (store.User, error) {
 	login, pw, ok := r.BasicAuth()
 	if !ok || login == "" {
 		return store.User{}, HTTPError(http.StatusUnauthorized, "no credentials")
 	}
 	login = normalizeLogin(login)
-	addr := clientAddr(r)
-	if wait := h.throttle.locked("u:"+login, "a:"+addr); wait > 0 {
+	addr := clientAddr(r, h.cfg.TrustedProxies)
+	keys := []string{userKey(login), addrKey(addr)}
+	if wait := h.throttle.begin(keys...); wait > 0 {
 		return store.User{}, throttled(wait, login, addr)
 	}
-	u, err := h.deps.Auth.Authenticate(r.Context(), login, pw)
+	ctx := r.Context()
+	select {
+	case h.checks <- struct{}{}:
+	case <-ctx.Done():
+		h.throttle.end(false, keys...)
+		return store.User{}, &Error{HTTP: http.StatusServiceUnavailable, Err: ctx.Err()}
+	case <-time.After(10 * time.Second):
+		h.throttle.end(false, keys...)
+		return store.User{}, &Error{HTTP: http.StatusServiceUnavailable, Err: errors.New("too many password checks waiting")}
+	}
+	u, err := h.deps.Auth.Authenticate(ctx, login, pw)
+	<-h.checks
 	switch {
 	case err == nil:
-		h.throttle.succeeded("u:" + login)
+		h.throttle.end(false, keys...)
 		return u, nil
 	case errors.Is(err, ErrBadCredentials):
-		h.throttle.failed("u:"+login, "a:"+addr)
+		h.throttle.end(true, keys...)
 		return store.User{}, &Error{HTTP: http.StatusUnauthorized, Err: fmt.Errorf("login %q from %s: %w", login, addr, err)}
 	default:
+		h.throttle.end(false, keys...)
 		return store.User{}, &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, Err: err}
 	}
 }
 
-func throttled(wait time.Duration, login, addr string) error {
-	return &Error{HTTP: http.StatusServiceUnavailable,
-		Err: fmt.Errorf("login %q from %s locked out for %s after repeated failures", login, addr, wait.Round(time.Second))}
-}
+// newChecks bounds concurrent password checks to a few per core.
+func newChecks() chan struct{} { return make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))) }
 
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+func throttled(wait time.Duration, login, addr string) error {
+	secs := int(wait.Seconds() + 0.999)
+	return &Error{HTTP: http.StatusServiceUnavailable, RetryAfter: secs,
+		Err: fmt.Errorf("login %q from %s locked out for %ds after repeated failures", login, addr, secs)}
 }
 
 // device registers the device on first contact, applying access rules and
@@ -439,12 +469,14 @@ func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua str
 	case d.Access == store.DeviceQuarantined:
 		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
 			Err: fmt.Errorf("device %s is quarantined until an administrator runs 'easd device allow'", d.DeviceID)}
-	case d.Wipe == store.WipeAcknowledged:
-		// A wiped device stays refused, Provision included, until an
-		// administrator removes it ('easd device remove').
-		return d, &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden, Err: fmt.Errorf("device %s was wiped", d.DeviceID)}
 	}
 	return d, nil
+}
+
+// isWipeAck reports whether a request only acknowledges a remote wipe.
+func isWipeAck(cmd string, body *wbxml.Node) bool {
+	return cmd == "Provision" && body != nil &&
+		(body.Child(wbxml.ProvisionRemoteWipe) != nil || body.Child(wbxml.ProvisionAccountOnlyRemoteWipe) != nil)
 }
 
 // checkPolicy is the provisioning gate, MS-ASPROV 3.2.5.1: a pending wipe,

@@ -23,7 +23,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("MS-ASProtocolVersions = %q", got)
 	}
 	cmds := r.header.Get("MS-ASProtocolCommands")
-	if !strings.Contains(cmds, "Provision") || strings.Contains(cmds, "Sync,") {
+	if cmds != "Provision,Settings" {
 		t.Errorf("MS-ASProtocolCommands = %q: must list exactly what is served", cmds)
 	}
 	if r.header.Get("MS-Server-ActiveSync") == "" {
@@ -49,9 +49,7 @@ func TestBadInput(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MaxBodyBytes = 1024 })
 	key := ts.provision(call{})
 	blockedKey := ts.provision(call{device: "BLOCKED"})
-	d := ts.device("alice", "BLOCKED")
-	d.Access = store.DeviceBlocked
-	if err := ts.st.UpdateDevice(context.Background(), d); err != nil {
+	if err := ts.st.SetDeviceAccess(context.Background(), ts.device("alice", "BLOCKED").ID, store.DeviceBlocked); err != nil {
 		t.Fatal(err)
 	}
 	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
@@ -162,8 +160,14 @@ func TestProvisionFromScratch(t *testing.T) {
 	if d.PolicyKey != uint32(fk) || d.PolicyHash != DefaultPolicy.Hash() {
 		t.Errorf("device after step 2: key %d hash %q", d.PolicyKey, d.PolicyHash)
 	}
-	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: ptr(uint32(fk))}); r.body.ChildText(wbxml.SettingsStatus) == "142" || r.body.ChildText(wbxml.SettingsStatus) == "144" {
+	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: ptr(uint32(fk))}); r.body.ChildText(wbxml.SettingsStatus) != "1" {
 		t.Errorf("final key refused: %v", r.body)
+	}
+	// The acknowledgement retried (its response was lost) gets the same
+	// final key, MS-ASPROV 3.2.5.1.2.
+	r = ts.do(call{cmd: "Provision", body: provisionRequest(temp, "1")})
+	if again := r.body.Path(wbxml.ProvisionPolicies, wbxml.ProvisionPolicy).ChildText(wbxml.ProvisionPolicyKey); again != final {
+		t.Errorf("retried acknowledgement: key %q, want the same %q (%v)", again, final, r.body)
 	}
 	// Unknown policy type: policy status 3.
 	bad := wbxml.E(wbxml.ProvisionProvision, wbxml.E(wbxml.ProvisionPolicies, wbxml.E(wbxml.ProvisionPolicy,
@@ -191,8 +195,8 @@ func TestPolicyChangeForcesReprovision(t *testing.T) {
 		t.Errorf("12.1 after policy change: HTTP %d, want 449", r.code)
 	}
 	newKey := ts.provision(call{})
-	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: &newKey}); r.body.ChildText(wbxml.SettingsStatus) == "143" {
-		t.Errorf("new key still refused")
+	if r := ts.do(call{cmd: "Settings", body: settings, policyKey: &newKey}); r.body.ChildText(wbxml.SettingsStatus) != "1" {
+		t.Errorf("new key refused: %v", r.body)
 	}
 	// A strict policy that the device did not apply gets no key.
 	r = ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
@@ -217,9 +221,7 @@ func TestRemoteWipe(t *testing.T) {
 			ts := newTestServer(t, func(c *Config) { c.Versions = []string{"14.1", "16.1"} })
 			c := call{version: tc.version}
 			key := ts.provision(c)
-			d := ts.device("alice", "DEV1")
-			d.Wipe = tc.wipe
-			if err := ts.st.UpdateDevice(context.Background(), d); err != nil {
+			if _, err := ts.st.SetDeviceWipe(context.Background(), ts.device("alice", "DEV1").ID, tc.wipe); err != nil {
 				t.Fatal(err)
 			}
 			settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
@@ -231,9 +233,21 @@ func TestRemoteWipe(t *testing.T) {
 			if r.body.Child(tc.elem) == nil {
 				t.Fatalf("Provision did not carry %v: %v", tc.elem, r.body)
 			}
+			// A failed wipe is answered with Status 2 and the directive again
+			// (MS-ASPROV 3.2.5.1.2.2).
+			failed := wbxml.E(wbxml.ProvisionProvision, wbxml.E(tc.elem, wbxml.T(wbxml.ProvisionStatus, "2")))
+			r = ts.do(call{version: tc.version, cmd: "Provision", body: failed})
+			if r.body.ChildText(wbxml.ProvisionStatus) != "2" || r.body.Child(tc.elem) == nil {
+				t.Errorf("failed wipe report answered %v", r.body)
+			}
+			if got := ts.device("alice", "DEV1").Wipe; got != tc.wipe {
+				t.Errorf("wipe state after a failed report = %q, want still %q", got, tc.wipe)
+			}
 			ack := wbxml.E(wbxml.ProvisionProvision, wbxml.E(tc.elem, wbxml.T(wbxml.ProvisionStatus, "1")))
-			if r = ts.do(call{version: tc.version, cmd: "Provision", body: ack}); r.body.ChildText(wbxml.ProvisionStatus) != "1" {
-				t.Errorf("ack answer: %v", r.body)
+			for i := range 2 { // the second is a retry after a lost response
+				if r = ts.do(call{version: tc.version, cmd: "Provision", body: ack}); r.code != 200 || r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+					t.Errorf("ack #%d answered %d %v", i+1, r.code, r.body)
+				}
 			}
 			if got := ts.device("alice", "DEV1").Wipe; got != store.WipeAcknowledged {
 				t.Errorf("wipe state after ack = %q", got)
@@ -249,9 +263,9 @@ func TestRemoteWipe(t *testing.T) {
 	t.Run("account only before 16.1 is refused, never a full wipe", func(t *testing.T) {
 		ts := newTestServer(t, nil)
 		key := ts.provision(call{})
-		d := ts.device("alice", "DEV1")
-		d.Wipe = store.WipeAccountOnly
-		ts.st.UpdateDevice(context.Background(), d)
+		if _, err := ts.st.SetDeviceWipe(context.Background(), ts.device("alice", "DEV1").ID, store.WipeAccountOnly); err != nil {
+			t.Fatal(err)
+		}
 		r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
 		if r.body.Child(wbxml.ProvisionRemoteWipe) != nil || r.body.Child(wbxml.ProvisionAccountOnlyRemoteWipe) != nil {
 			t.Fatalf("14.1 device got a wipe: %v", r.body)
@@ -281,6 +295,29 @@ func TestDeviceRules(t *testing.T) {
 	}
 	// Another user is not affected.
 	ts.provision(call{user: "bob", pass: "bob-pw", device: "C"})
+}
+
+// TestModelRule applies an access rule naming a model once the model is
+// known, from DeviceInformation inside Provision, before any key is issued.
+func TestModelRule(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.AccessRules = []AccessRule{{Model: "Nokia*", Access: store.DeviceBlocked}}
+	})
+	body := provisionRequest("", "")
+	body.Children = append([]*wbxml.Node{wbxml.E(wbxml.SettingsDeviceInformation, wbxml.E(wbxml.SettingsSet,
+		wbxml.T(wbxml.SettingsModel, "Nokia 3310")))}, body.Children...)
+	r := ts.do(call{cmd: "Provision", device: "N1", devType: "Android", body: body})
+	if got := r.body.ChildText(wbxml.ProvisionStatus); got != "129" {
+		t.Errorf("blocked model: status %q, want 129 (%v)", got, r.body)
+	}
+	if d := ts.device("alice", "N1"); d.Access != store.DeviceBlocked || d.PolicyKey != 0 {
+		t.Errorf("device after the rule: access %q key %d", d.Access, d.PolicyKey)
+	}
+	// Another model passes.
+	body.Children[0] = wbxml.E(wbxml.SettingsDeviceInformation, wbxml.E(wbxml.SettingsSet, wbxml.T(wbxml.SettingsModel, "Pixel 9")))
+	if r := ts.do(call{cmd: "Provision", device: "P1", devType: "Android", body: body}); r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+		t.Errorf("allowed model: %v", r.body)
+	}
 }
 
 func TestLoginThrottle(t *testing.T) {
@@ -340,7 +377,7 @@ func TestBase64Query(t *testing.T) {
 	pk := binary.LittleEndian.AppendUint32(nil, uint32(final))
 	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
 	r = ts.do(call{rawQuery: base64Query(141, 17, devID, pk, "WindowsPhone"), version: "-", body: settings})
-	if got := r.body.ChildText(wbxml.SettingsStatus); got == "142" || got == "144" {
+	if got := r.body.ChildText(wbxml.SettingsStatus); got != "1" {
 		t.Errorf("policy key in base64 query not used: %v", r.body)
 	}
 	// Truncated and garbage base64 queries are 400.
@@ -348,6 +385,14 @@ func TestBase64Query(t *testing.T) {
 		if r := ts.do(call{rawQuery: bad, version: "-"}); r.code != 400 {
 			t.Errorf("query %q = %d, want 400", bad, r.code)
 		}
+	}
+}
+
+func TestPlainQueryAnyCase(t *testing.T) {
+	ts := newTestServer(t, nil)
+	r := ts.do(call{rawQuery: "cmd=Provision&user=alice&deviceid=LOWER1&devicetype=Android", body: provisionRequest("", "")})
+	if r.code != 200 || r.body.ChildText(wbxml.ProvisionStatus) != "1" {
+		t.Errorf("lower-case parameter names: %d %v", r.code, r.body)
 	}
 }
 

@@ -3,6 +3,7 @@ package eas
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -37,41 +38,25 @@ func (h *Handler) provision(ctx context.Context, s *Session, body *wbxml.Node) (
 	resp := wbxml.E(wbxml.ProvisionProvision)
 
 	if di := body.Child(wbxml.SettingsDeviceInformation); di != nil {
-		applyDeviceInformation(d, di.Child(wbxml.SettingsSet))
+		if err := h.deviceInformation(ctx, s, di.Child(wbxml.SettingsSet)); err != nil {
+			return nil, err
+		}
 		resp.Append(wbxml.E(wbxml.SettingsDeviceInformation, wbxml.T(wbxml.SettingsStatus, "1")))
 	}
 
 	// The client's acknowledgement of a wipe, MS-ASPROV 3.2.5.1.2.2.
 	for _, t := range []wbxml.Tag{wbxml.ProvisionRemoteWipe, wbxml.ProvisionAccountOnlyRemoteWipe} {
 		if ack := body.Child(t); ack != nil {
-			st := ack.ChildText(wbxml.ProvisionStatus)
-			if d.Wipe == store.WipePending || d.Wipe == store.WipeAccountOnly {
-				if st == "1" {
-					s.Log.Warn("remote wipe acknowledged", "kind", t.Name())
-					d.Wipe = store.WipeAcknowledged
-				} else {
-					s.Log.Error("remote wipe failed on the device", "kind", t.Name(), "status", st)
-				}
-			}
-			if err := h.deps.Store.UpdateDevice(ctx, *d); err != nil {
-				return nil, err
-			}
-			return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1")), nil
+			return h.wipeAck(ctx, s, resp, t, ack.ChildText(wbxml.ProvisionStatus))
 		}
 	}
 
 	// A pending wipe answers every other Provision request.
 	switch {
 	case d.Wipe == store.WipePending:
-		if err := h.deps.Store.UpdateDevice(ctx, *d); err != nil {
-			return nil, err
-		}
 		s.Log.Warn("sending remote wipe")
 		return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1"), wbxml.E(wbxml.ProvisionRemoteWipe)), nil
 	case d.Wipe == store.WipeAccountOnly && versionAtLeast(s.Req.Version, "16.1"):
-		if err := h.deps.Store.UpdateDevice(ctx, *d); err != nil {
-			return nil, err
-		}
 		s.Log.Warn("sending account-only remote wipe")
 		return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1"), wbxml.E(wbxml.ProvisionAccountOnlyRemoteWipe)), nil
 	}
@@ -106,10 +91,21 @@ func (h *Handler) provision(ctx context.Context, s *Session, body *wbxml.Node) (
 		return resp, nil
 	}
 
-	// Step 2: the client acknowledges the temporary key.
+	// Step 2: the client acknowledges the temporary key. The final key is
+	// derived from the temporary one, so a client retrying its
+	// acknowledgement after a lost response gets the same final key.
 	sent, err := strconv.ParseUint(keyText, 10, 32)
-	if err != nil || uint32(sent) != d.PolicyKey || d.PolicyKey == 0 {
-		s.Log.Info("policy key mismatch in acknowledgement", "sent", keyText, "want", d.PolicyKey)
+	temp := uint32(sent)
+	final := finalPolicyKey(d, temp, h.policyHash)
+	switch {
+	case err == nil && temp != 0 && temp == d.PolicyKey && d.PolicyHash == "":
+	case err == nil && temp != 0 && final == d.PolicyKey && d.PolicyHash == h.policyHash:
+		s.Log.Info("repeated policy acknowledgement; same final key")
+		out.Append(wbxml.T(wbxml.ProvisionStatus, strconv.Itoa(policyStatusOK)),
+			wbxml.T(wbxml.ProvisionPolicyKey, strconv.FormatUint(uint64(final), 10)))
+		return resp, nil
+	default:
+		s.Log.Info("policy key mismatch in acknowledgement", "sent", keyText)
 		out.Append(wbxml.T(wbxml.ProvisionStatus, strconv.Itoa(policyStatusKeyMismatch)))
 		return resp, nil
 	}
@@ -122,17 +118,73 @@ func (h *Handler) provision(ctx context.Context, s *Session, body *wbxml.Node) (
 		}
 		s.Log.Info("device applied the policy partially", "status", st)
 	}
-	key, err := h.newPolicyKey()
-	if err != nil {
-		return nil, err
-	}
-	d.PolicyKey, d.PolicyHash = key, h.policyHash
+	d.PolicyKey, d.PolicyHash = final, h.policyHash
 	if err := h.deps.Store.UpdateDevice(ctx, *d); err != nil {
 		return nil, err
 	}
 	out.Append(wbxml.T(wbxml.ProvisionStatus, strconv.Itoa(policyStatusOK)),
-		wbxml.T(wbxml.ProvisionPolicyKey, strconv.FormatUint(uint64(key), 10)))
+		wbxml.T(wbxml.ProvisionPolicyKey, strconv.FormatUint(uint64(final), 10)))
 	return resp, nil
+}
+
+// finalPolicyKey derives the final key from the temporary one, the device
+// and the policy; never 0 and never the temporary key itself.
+func finalPolicyKey(d *store.Device, temp uint32, policyHash string) uint32 {
+	hs := sha256.New()
+	fmt.Fprintf(hs, "%d\x00%s\x00%d\x00%s", d.UserID, d.DeviceID, temp, policyHash)
+	var sum [sha256.Size]byte
+	k := binary.LittleEndian.Uint32(hs.Sum(sum[:0]))
+	if k == 0 || k == temp {
+		k ^= 0x5a5a5a5b
+	}
+	return k
+}
+
+// wipeAck handles the client's report on a remote wipe, MS-ASPROV
+// 3.2.5.1.2.2: success is recorded (once: a repeated report gets the same
+// answer); a failure is answered with Status 2 and the wipe directive again.
+func (h *Handler) wipeAck(ctx context.Context, s *Session, resp *wbxml.Node, kind wbxml.Tag, status string) (*wbxml.Node, error) {
+	d := &s.Device
+	if status != "1" {
+		s.Log.Error("remote wipe failed on the device", "kind", kind.Name(), "status", status)
+		if d.Wipe == store.WipePending || d.Wipe == store.WipeAccountOnly {
+			return resp.Append(wbxml.T(wbxml.ProvisionStatus, strconv.Itoa(provisionStatusProtocolE)), wbxml.E(kind)), nil
+		}
+		return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1")), nil
+	}
+	changed, err := h.deps.Store.SetDeviceWipe(ctx, d.ID, store.WipeAcknowledged, store.WipePending, store.WipeAccountOnly)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		s.Log.Warn("remote wipe acknowledged", "kind", kind.Name())
+		d.Wipe = store.WipeAcknowledged
+	}
+	return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1")), nil
+}
+
+// deviceInformation stores Settings DeviceInformation > Set (sent inside
+// Provision from 14.1, or in Settings), then applies the access rules that
+// name a model: on first contact the model is not yet known.
+func (h *Handler) deviceInformation(ctx context.Context, s *Session, set *wbxml.Node) error {
+	d := &s.Device
+	hadModel := d.Model != ""
+	applyDeviceInformation(d, set)
+	if err := h.deps.Store.UpdateDevice(ctx, *d); err != nil {
+		return err
+	}
+	if hadModel || d.Model == "" || d.Access != store.DeviceAllowed {
+		return nil
+	}
+	if a := accessFor(h.cfg.AccessRules, d.DeviceType, d.Model); a != store.DeviceAllowed {
+		if err := h.deps.Store.SetDeviceAccess(ctx, d.ID, a); err != nil {
+			return err
+		}
+		d.Access = a
+		return &Error{Status: StatusDeviceBlocked, HTTP: http.StatusForbidden,
+			Err: fmt.Errorf("device %s (model %q) is %s by the access rules", d.DeviceID, d.Model, a)}
+	}
+	return nil
 }
 
 // strict reports whether the policy demands something a device may fail

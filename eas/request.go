@@ -50,12 +50,13 @@ func parseRequest(r *http.Request) (*Request, error) {
 	raw := r.URL.RawQuery
 	var req *Request
 	var err error
-	// The plain form always carries Cmd=; without it the query is the
-	// base64 form (MS-ASHTTP 2.2.1.1.1.1), whose padding may contain '='.
-	if raw != "" && !strings.Contains(strings.ToLower(raw), "cmd=") {
-		req, err = parseBase64Query(raw)
+	// The plain form always has a Cmd parameter (any letter case); without
+	// one the query is the base64 form (MS-ASHTTP 2.2.1.1.1.1).
+	q := foldKeys(r.URL.Query())
+	if _, plain := q["cmd"]; plain || raw == "" {
+		req, err = parsePlainQuery(q)
 	} else {
-		req, err = parsePlainQuery(r.URL.Query())
+		req, err = parseBase64Query(raw)
 	}
 	if err != nil {
 		return nil, err
@@ -98,18 +99,29 @@ func printable(s string) bool {
 	return true
 }
 
+// foldKeys lower-cases the parameter names: clients vary in case.
+func foldKeys(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		lk := strings.ToLower(k)
+		out[lk] = append(out[lk], v...)
+	}
+	return out
+}
+
+// parsePlainQuery reads the plain form from parameters with lower-cased names.
 func parsePlainQuery(q url.Values) (*Request, error) {
 	req := &Request{
-		Cmd:            q.Get("Cmd"),
-		User:           q.Get("User"),
-		DeviceID:       q.Get("DeviceId"),
-		DeviceType:     q.Get("DeviceType"),
-		AttachmentName: q.Get("AttachmentName"),
-		CollectionID:   q.Get("CollectionId"),
-		ItemID:         q.Get("ItemId"),
-		LongID:         q.Get("LongId"),
-		Occurrence:     q.Get("Occurrence"),
-		SaveInSent:     strings.EqualFold(q.Get("SaveInSent"), "T"),
+		Cmd:            q.Get("cmd"),
+		User:           q.Get("user"),
+		DeviceID:       q.Get("deviceid"),
+		DeviceType:     q.Get("devicetype"),
+		AttachmentName: q.Get("attachmentname"),
+		CollectionID:   q.Get("collectionid"),
+		ItemID:         q.Get("itemid"),
+		LongID:         q.Get("longid"),
+		Occurrence:     q.Get("occurrence"),
+		SaveInSent:     strings.EqualFold(q.Get("saveinsent"), "T"),
 	}
 	return req, nil
 }

@@ -88,14 +88,13 @@ func (h *Handler) settingsDeviceInformation(ctx context.Context, s *Session, n *
 	if set == nil {
 		return section(wbxml.SettingsDeviceInformation, settingsProtocolError), nil
 	}
-	applyDeviceInformation(&s.Device, set)
 	if ua := set.Child(wbxml.SettingsUserAgent); ua != nil {
 		s.Device.UserAgent = truncate(ua.Text(), 256)
 	}
 	if set.Child(wbxml.SettingsEnableOutboundSMS) != nil {
 		s.Log.Debug("Settings: EnableOutboundSMS ignored", "value", set.ChildText(wbxml.SettingsEnableOutboundSMS))
 	}
-	if err := h.deps.Store.UpdateDevice(ctx, s.Device); err != nil {
+	if err := h.deviceInformation(ctx, s, set); err != nil {
 		return nil, err
 	}
 	return section(wbxml.SettingsDeviceInformation, settingsOK), nil

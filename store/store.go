@@ -130,9 +130,26 @@ type Store interface {
 	Device(ctx context.Context, userID int64, deviceID string) (Device, error)
 	// Devices lists a user's devices ordered by DeviceID.
 	Devices(ctx context.Context, userID int64) ([]Device, error)
-	// UpdateDevice stores every mutable field of d (information, access,
-	// policy key, wipe state), selected by d.ID. ErrNotFound if absent.
+	// UpdateDevice stores the protocol-owned fields of d, selected by d.ID:
+	// DeviceType, UserAgent, the DeviceInformation fields (Model, IMEI,
+	// FriendlyName, OS, OSLanguage, PhoneNumber, MobileOperator),
+	// ProtocolVersion, PolicyKey and PolicyHash. It never changes Access or
+	// Wipe, which belong to the administrator and change only through
+	// SetDeviceAccess and SetDeviceWipe, so a request writing back a copy
+	// loaded earlier cannot undo a concurrent block or wipe. UserID,
+	// DeviceID, FirstSeen and LastSeen are not changed either. ErrNotFound
+	// if absent.
 	UpdateDevice(ctx context.Context, d Device) error
+	// SetDeviceAccess sets only the device's Access, selected by id.
+	// ErrNotFound if absent.
+	SetDeviceAccess(ctx context.Context, id int64, access DeviceAccess) error
+	// SetDeviceWipe sets only the device's Wipe state to to, atomically: with
+	// no from states the change is unconditional, otherwise it happens only
+	// if the current state is one of from (compare-and-set). It reports
+	// whether the row was updated; false with a nil error means the current
+	// state matched none of from and nothing changed. ErrNotFound if the
+	// device does not exist.
+	SetDeviceWipe(ctx context.Context, id int64, to WipeState, from ...WipeState) (bool, error)
 	// DeleteDevice removes a device and all its sync state. ErrNotFound if absent.
 	DeleteDevice(ctx context.Context, id int64) error
 

@@ -97,18 +97,25 @@ func runDevice(ctx context.Context, e *env, args []string) error {
 		showDevice(e.stdout, u, d)
 		return nil
 	case "wipe":
-		d.Wipe, done = store.WipePending, "will be wiped on its next contact"
+		_, err = s.SetDeviceWipe(ctx, d.ID, store.WipePending)
+		done = "will be wiped on its next contact"
 	case "account-wipe":
-		d.Wipe, done = store.WipeAccountOnly, "will remove this account on its next contact"
-		if v, err := strconv.ParseFloat(d.ProtocolVersion, 64); err == nil && v < 16.1 {
+		_, err = s.SetDeviceWipe(ctx, d.ID, store.WipeAccountOnly)
+		done = "will remove this account on its next contact"
+		if v, perr := strconv.ParseFloat(d.ProtocolVersion, 64); perr == nil && v < 16.1 {
 			done += fmt.Sprintf(" (it speaks %s, which has no account-only wipe: it will be refused instead)", d.ProtocolVersion)
 		}
 	case "block":
-		d.Access, done = store.DeviceBlocked, "blocked"
+		err, done = s.SetDeviceAccess(ctx, d.ID, store.DeviceBlocked), "blocked"
 	case "allow":
-		d.Access, done = store.DeviceAllowed, "allowed"
-		if d.Wipe == store.WipePending || d.Wipe == store.WipeAccountOnly {
-			d.Wipe, done = store.WipeNone, "allowed; the pending wipe is cancelled"
+		err, done = s.SetDeviceAccess(ctx, d.ID, store.DeviceAllowed), "allowed"
+		if err == nil {
+			// Cancel a wipe not yet carried out; an acknowledged one stays.
+			var cancelled bool
+			cancelled, err = s.SetDeviceWipe(ctx, d.ID, store.WipeNone, store.WipePending, store.WipeAccountOnly)
+			if cancelled {
+				done = "allowed; the pending wipe is cancelled"
+			}
 		}
 	case "remove":
 		if err := s.DeleteDevice(ctx, d.ID); err != nil {
@@ -117,7 +124,7 @@ func runDevice(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "device %s of %s removed\n", d.DeviceID, u.Name)
 		return nil
 	}
-	if err := s.UpdateDevice(ctx, d); err != nil {
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "device %s of %s %s\n", d.DeviceID, u.Name, done)

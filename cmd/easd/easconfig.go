@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +32,7 @@ type easFlags struct {
 	loginFailures *int
 	loginWindow   *time.Duration
 	maxConcurrent *int
+	trusted       *string
 
 	enforce, pwRequired, alnum, encryption, noAttachments *bool
 	minLength, wipeAfter, maxAttachment                   *int
@@ -51,6 +54,7 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.deviceRules = fs.String("device-rules", "EASD_DEVICE_RULES", "", "access of new devices, first match wins: ACCESS:TYPE[/MODEL],... with globs, e.g. quarantine:SAMSUNG*,block:*/Nokia*")
 	f.loginFailures = fs.Int("login-failures", "EASD_LOGIN_FAILURES", 10, "failed logins per user or client address before a lockout")
 	f.maxConcurrent = fs.Int("max-concurrent", "EASD_MAX_CONCURRENT", 500, "ActiveSync commands running at once; beyond it HTTP 503 with Retry-After; 0 no bound")
+	f.trusted = fs.String("trusted-proxies", "EASD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (for login throttling and logs)")
 	f.loginWindow = fs.Duration("login-window", "EASD_LOGIN_WINDOW", 15*time.Minute, "window for --login-failures, and the lockout's length")
 
 	f.enforce = fs.Bool("policy-enforce", "EASD_POLICY_ENFORCE", true, "require devices to provision (accept the policy) before syncing; needed for remote wipe")
@@ -78,6 +82,20 @@ func (f *easFlags) config() (eas.Config, error) {
 	c.MaxDevicesPerUser = *f.maxDevices
 	c.LoginFailures, c.LoginWindow = *f.loginFailures, *f.loginWindow
 	c.MaxConcurrent = *f.maxConcurrent
+	for p := range strings.SplitSeq(*f.trusted, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			if ip, err2 := netip.ParseAddr(p); err2 == nil {
+				pfx = netip.PrefixFrom(ip, ip.BitLen())
+			} else {
+				return c, usageError("--trusted-proxies: %v", err)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+	}
 	rules, err := parseDeviceRules(*f.deviceRules)
 	if err != nil {
 		return c, usageError("--device-rules: %v", err)
@@ -137,6 +155,9 @@ func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
 		if *f.imapAddr == "" {
 			return nil, usageError("--auth imap needs --imap-addr")
 		}
+		if imapbridge.TLSMode(*f.imapTLS) == imapbridge.TLSNone && !*f.imapInsecure && !loopback(*f.imapAddr) {
+			return nil, usageError("--imap-tls none would send passwords in clear to %s: use starttls or tls, or add --imap-insecure for a trusted private network", *f.imapAddr)
+		}
 		up, err := imapbridge.NewIMAPAuthenticator(imapbridge.Config{
 			Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
 		})
@@ -152,6 +173,19 @@ func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
 		}}, nil
 	}
 	return nil, usageError("--auth %q: want local or imap", *f.auth)
+}
+
+// loopback reports whether host:port names this machine.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // appHandler routes the public paths: ActiveSync and Autodiscover, matched

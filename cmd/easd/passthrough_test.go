@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/easd/easd/eas"
@@ -101,5 +102,35 @@ func TestPassThroughUnreachable(t *testing.T) {
 	// The upstream being down must not make the phone ask for a new password.
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("upstream down = %d (Retry-After %q), want 503", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestEASFlagChecks(t *testing.T) {
+	parse := func(env map[string]string) *easFlags {
+		fs := config.NewFlagSet("t", "t", func(k string) string { return env[k] }, &bytes.Buffer{})
+		ef := addEASFlags(fs)
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		return ef
+	}
+	ef := parse(map[string]string{"EASD_AUTH": "imap", "EASD_IMAP_ADDR": "mail.example.com:143", "EASD_IMAP_TLS": "none"})
+	if _, err := ef.authenticator(nil); err == nil || !strings.Contains(err.Error(), "in clear") {
+		t.Errorf("clear-text IMAP to a remote host: %v", err)
+	}
+	ef = parse(map[string]string{"EASD_AUTH": "imap", "EASD_IMAP_ADDR": "mail.example.com:143", "EASD_IMAP_TLS": "none", "EASD_IMAP_INSECURE": "true"})
+	if _, err := ef.authenticator(nil); err != nil {
+		t.Errorf("clear-text IMAP with --imap-insecure: %v", err)
+	}
+	ef = parse(map[string]string{"EASD_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"})
+	cfg, err := ef.config()
+	if err != nil || len(cfg.TrustedProxies) != 3 || cfg.TrustedProxies[0].String() != "127.0.0.1/32" {
+		t.Errorf("trusted proxies = %v, %v", cfg.TrustedProxies, err)
+	}
+	if _, err := parse(map[string]string{"EASD_TRUSTED_PROXIES": "nonsense"}).config(); err == nil {
+		t.Error("bad --trusted-proxies accepted")
+	}
+	if _, err := parse(map[string]string{"EASD_MAX_VERSION": "16.1"}).config(); err == nil {
+		t.Error("--max-version beyond what is implemented accepted")
 	}
 }

@@ -372,9 +372,7 @@ func TestRemoteWipe(t *testing.T) {
 			if _, _, err := c.Provision(ctx); err != nil {
 				t.Fatal(err)
 			}
-			d := s.device("alice", "DEV1")
-			d.Wipe = tc.wipe
-			if err := s.st.UpdateDevice(ctx, d); err != nil {
+			if _, err := s.st.SetDeviceWipe(ctx, s.device("alice", "DEV1").ID, tc.wipe); err != nil {
 				t.Fatal(err)
 			}
 			s.takeHits()

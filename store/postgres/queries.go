@@ -142,17 +142,31 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 
 // checkDevice validates the enumerated fields of d.
 func checkDevice(d store.Device) error {
-	switch d.Access {
-	case store.DeviceAllowed, store.DeviceBlocked, store.DeviceQuarantined:
-	default:
-		return fmt.Errorf("postgres: device %q: invalid access %q", d.DeviceID, d.Access)
+	if err := checkAccess(d.Access); err != nil {
+		return fmt.Errorf("postgres: device %q: %w", d.DeviceID, err)
 	}
-	switch d.Wipe {
-	case store.WipeNone, store.WipePending, store.WipeAccountOnly, store.WipeAcknowledged:
-	default:
-		return fmt.Errorf("postgres: device %q: invalid wipe state %q", d.DeviceID, d.Wipe)
+	if err := checkWipe(d.Wipe); err != nil {
+		return fmt.Errorf("postgres: device %q: %w", d.DeviceID, err)
 	}
 	return nil
+}
+
+// checkAccess reports an error unless a is a known DeviceAccess.
+func checkAccess(a store.DeviceAccess) error {
+	switch a {
+	case store.DeviceAllowed, store.DeviceBlocked, store.DeviceQuarantined:
+		return nil
+	}
+	return fmt.Errorf("invalid access %q", a)
+}
+
+// checkWipe reports an error unless w is a known WipeState.
+func checkWipe(w store.WipeState) error {
+	switch w {
+	case store.WipeNone, store.WipePending, store.WipeAccountOnly, store.WipeAcknowledged:
+		return nil
+	}
+	return fmt.Errorf("invalid wipe state %q", w)
 }
 
 // TouchDevice registers the device on first contact, with all fields of d
@@ -232,26 +246,76 @@ func (s *Store) Devices(ctx context.Context, userID int64) ([]store.Device, erro
 	return ds, nil
 }
 
-// UpdateDevice stores every mutable field of d, selected by d.ID: DeviceType,
-// UserAgent, the device information, ProtocolVersion, Access, PolicyKey,
-// PolicyHash and Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
+// UpdateDevice stores the protocol-owned fields of d, selected by d.ID:
+// DeviceType, UserAgent, the device information, ProtocolVersion, PolicyKey
+// and PolicyHash. It never changes Access or Wipe (see SetDeviceAccess and
+// SetDeviceWipe), nor UserID, DeviceID, FirstSeen and LastSeen.
 // store.ErrNotFound if absent.
 func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
-	if err := checkDevice(d); err != nil {
-		return err
-	}
 	tag, err := s.exec(ctx, `
 		UPDATE devices SET device_type = $1, user_agent = $2, model = $3, imei = $4,
 			friendly_name = $5, os = $6, os_language = $7, phone_number = $8,
-			mobile_operator = $9, protocol_version = $10, access = $11, policy_key = $12, policy_hash = $13, wipe = $14
-		WHERE id = $15`,
+			mobile_operator = $9, protocol_version = $10, policy_key = $11, policy_hash = $12
+		WHERE id = $13`,
 		d.DeviceType, d.UserAgent, d.Model, d.IMEI, d.FriendlyName, d.OS, d.OSLanguage,
-		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, string(d.Access), int64(d.PolicyKey),
-		d.PolicyHash, string(d.Wipe), d.ID)
+		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, int64(d.PolicyKey), d.PolicyHash, d.ID)
 	if err != nil {
 		return fmt.Errorf("postgres: update device %d: %w", d.ID, err)
 	}
 	return affected(tag, "device %d", d.ID)
+}
+
+// SetDeviceAccess sets only the Access of the device with the given id.
+// store.ErrNotFound if absent.
+func (s *Store) SetDeviceAccess(ctx context.Context, id int64, access store.DeviceAccess) error {
+	if err := checkAccess(access); err != nil {
+		return fmt.Errorf("postgres: set access of device %d: %w", id, err)
+	}
+	tag, err := s.exec(ctx, `UPDATE devices SET access = $1 WHERE id = $2`, string(access), id)
+	if err != nil {
+		return fmt.Errorf("postgres: set access of device %d: %w", id, err)
+	}
+	return affected(tag, "device %d", id)
+}
+
+// SetDeviceWipe sets only the Wipe state of the device with the given id to
+// to: unconditionally when from is empty, otherwise only if the current
+// state is one of from. One statement both updates and checks that the
+// device exists, so the compare-and-set is atomic. It reports whether the
+// update was applied. store.ErrNotFound if the device does not exist.
+func (s *Store) SetDeviceWipe(ctx context.Context, id int64, to store.WipeState, from ...store.WipeState) (bool, error) {
+	if err := checkWipe(to); err != nil {
+		return false, fmt.Errorf("postgres: set wipe of device %d: %w", id, err)
+	}
+	cond := ``
+	args := []any{string(to), id}
+	if len(from) > 0 {
+		states := make([]string, len(from))
+		for i, f := range from {
+			if err := checkWipe(f); err != nil {
+				return false, fmt.Errorf("postgres: set wipe of device %d: from: %w", id, err)
+			}
+			states[i] = string(f)
+		}
+		cond = ` AND wipe = ANY($3::text[])`
+		args = append(args, states)
+	}
+	// The data-modifying CTE and the outer query share one snapshot, so the
+	// existence check sees the row as it was before the update.
+	var changed, exists bool
+	err := s.withConn(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `
+			WITH upd AS (UPDATE devices SET wipe = $1 WHERE id = $2`+cond+` RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM upd), EXISTS (SELECT 1 FROM devices WHERE id = $2)`,
+			args...).Scan(&changed, &exists)
+	})
+	if err != nil {
+		return false, fmt.Errorf("postgres: set wipe of device %d: %w", id, err)
+	}
+	if !changed && !exists {
+		return false, fmt.Errorf("postgres: device %d: %w", id, store.ErrNotFound)
+	}
+	return changed, nil
 }
 
 // DeleteDevice removes a device; foreign keys cascade to its sync state.

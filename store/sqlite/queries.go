@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/easd/easd/store"
 )
@@ -136,17 +137,31 @@ func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 
 // checkDevice validates the enumerated fields of d.
 func checkDevice(d store.Device) error {
-	switch d.Access {
-	case store.DeviceAllowed, store.DeviceBlocked, store.DeviceQuarantined:
-	default:
-		return fmt.Errorf("sqlite: device %q: invalid access %q", d.DeviceID, d.Access)
+	if err := checkAccess(d.Access); err != nil {
+		return fmt.Errorf("sqlite: device %q: %w", d.DeviceID, err)
 	}
-	switch d.Wipe {
-	case store.WipeNone, store.WipePending, store.WipeAccountOnly, store.WipeAcknowledged:
-	default:
-		return fmt.Errorf("sqlite: device %q: invalid wipe state %q", d.DeviceID, d.Wipe)
+	if err := checkWipe(d.Wipe); err != nil {
+		return fmt.Errorf("sqlite: device %q: %w", d.DeviceID, err)
 	}
 	return nil
+}
+
+// checkAccess reports an error unless a is a known DeviceAccess.
+func checkAccess(a store.DeviceAccess) error {
+	switch a {
+	case store.DeviceAllowed, store.DeviceBlocked, store.DeviceQuarantined:
+		return nil
+	}
+	return fmt.Errorf("invalid access %q", a)
+}
+
+// checkWipe reports an error unless w is a known WipeState.
+func checkWipe(w store.WipeState) error {
+	switch w {
+	case store.WipeNone, store.WipePending, store.WipeAccountOnly, store.WipeAcknowledged:
+		return nil
+	}
+	return fmt.Errorf("invalid wipe state %q", w)
 }
 
 // TouchDevice registers the device on first contact, with all fields of d
@@ -222,25 +237,88 @@ func (s *Store) Devices(ctx context.Context, userID int64) ([]store.Device, erro
 	return ds, nil
 }
 
-// UpdateDevice stores every mutable field of d, selected by d.ID: DeviceType,
-// UserAgent, the device information, ProtocolVersion, Access, PolicyKey,
-// PolicyHash and Wipe. UserID, DeviceID, FirstSeen and LastSeen are not changed.
+// UpdateDevice stores the protocol-owned fields of d, selected by d.ID:
+// DeviceType, UserAgent, the device information, ProtocolVersion, PolicyKey
+// and PolicyHash. It never changes Access or Wipe (see SetDeviceAccess and
+// SetDeviceWipe), nor UserID, DeviceID, FirstSeen and LastSeen.
 // store.ErrNotFound if absent.
 func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
-	if err := checkDevice(d); err != nil {
-		return err
-	}
 	res, err := s.w.ExecContext(ctx, `
 		UPDATE devices SET device_type = ?, user_agent = ?, model = ?, imei = ?,
 			friendly_name = ?, os = ?, os_language = ?, phone_number = ?,
-			mobile_operator = ?, protocol_version = ?, access = ?, policy_key = ?, policy_hash = ?, wipe = ?
+			mobile_operator = ?, protocol_version = ?, policy_key = ?, policy_hash = ?
 		WHERE id = ?`,
 		d.DeviceType, d.UserAgent, d.Model, d.IMEI, d.FriendlyName, d.OS, d.OSLanguage,
-		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.PolicyHash, d.Wipe, d.ID)
+		d.PhoneNumber, d.MobileOperator, d.ProtocolVersion, int64(d.PolicyKey), d.PolicyHash, d.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update device %d: %w", d.ID, err)
 	}
 	return affected(res, "device %d", d.ID)
+}
+
+// SetDeviceAccess sets only the Access of the device with the given id.
+// store.ErrNotFound if absent.
+func (s *Store) SetDeviceAccess(ctx context.Context, id int64, access store.DeviceAccess) error {
+	if err := checkAccess(access); err != nil {
+		return fmt.Errorf("sqlite: set access of device %d: %w", id, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE devices SET access = ? WHERE id = ?`, string(access), id)
+	if err != nil {
+		return fmt.Errorf("sqlite: set access of device %d: %w", id, err)
+	}
+	return affected(res, "device %d", id)
+}
+
+// SetDeviceWipe sets only the Wipe state of the device with the given id to
+// to: unconditionally when from is empty, otherwise only if the current
+// state is one of from, in one UPDATE. It reports whether the update was
+// applied. store.ErrNotFound if the device does not exist.
+func (s *Store) SetDeviceWipe(ctx context.Context, id int64, to store.WipeState, from ...store.WipeState) (bool, error) {
+	if err := checkWipe(to); err != nil {
+		return false, fmt.Errorf("sqlite: set wipe of device %d: %w", id, err)
+	}
+	query := `UPDATE devices SET wipe = ? WHERE id = ?`
+	args := []any{string(to), id}
+	if len(from) > 0 {
+		query += ` AND wipe IN (?` + strings.Repeat(`, ?`, len(from)-1) + `)`
+		for _, f := range from {
+			if err := checkWipe(f); err != nil {
+				return false, fmt.Errorf("sqlite: set wipe of device %d: from: %w", id, err)
+			}
+			args = append(args, string(f))
+		}
+	}
+	var changed bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			changed = true
+			return nil
+		}
+		// Nothing matched: no such device, or another wipe state.
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?)`, id).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("sqlite: device %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: set wipe of device %d: %w", id, err)
+	}
+	return changed, nil
 }
 
 // DeleteDevice removes a device; foreign keys cascade to its sync state.

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,14 +179,24 @@ func TestInvalidEnums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []store.Device{
-		func() store.Device { x := d; x.Access = ""; return x }(),
-		func() store.Device { x := d; x.Access = "maybe"; return x }(),
-		func() store.Device { x := d; x.Wipe = "later"; return x }(),
-	} {
-		if err := s.UpdateDevice(ctx, bad); err == nil {
-			t.Errorf("UpdateDevice(access %q, wipe %q) succeeded", bad.Access, bad.Wipe)
+	for _, a := range []store.DeviceAccess{"", "maybe"} {
+		if err := s.SetDeviceAccess(ctx, d.ID, a); err == nil {
+			t.Errorf("SetDeviceAccess(%q) succeeded", a)
 		}
+	}
+	if err := s.SetDeviceAccess(ctx, 1<<40, "maybe"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetDeviceAccess(absent, %q) = %v; want a validation error", "maybe", err)
+	}
+	for _, w := range [][]store.WipeState{{"later"}, {store.WipePending, "later"}, {store.WipeNone, store.WipePending, "later"}} {
+		if _, err := s.SetDeviceWipe(ctx, d.ID, w[0], w[1:]...); err == nil {
+			t.Errorf("SetDeviceWipe(%q, from %q) succeeded", w[0], w[1:])
+		}
+	}
+	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Access: "maybe"}); err == nil {
+		t.Error("TouchDevice with access \"maybe\" succeeded")
+	}
+	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Wipe: "later"}); err == nil {
+		t.Error("TouchDevice with wipe \"later\" succeeded")
 	}
 	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID}); err == nil {
 		t.Error("TouchDevice with empty DeviceID succeeded")

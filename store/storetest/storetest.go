@@ -35,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TouchDeviceUnknownUser", testTouchDeviceUnknownUser},
 		{"Devices", testDevices},
 		{"UpdateDevice", testUpdateDevice},
+		{"SetDeviceAccess", testSetDeviceAccess},
+		{"SetDeviceWipe", testSetDeviceWipe},
+		{"UpdateDeviceKeepsAdminState", testUpdateDeviceKeepsAdminState},
 		{"PolicyKeyRange", testPolicyKey},
 		{"DeleteDeviceCascades", testDeleteDevice},
 		{"SyncState", testSyncState},
@@ -317,6 +320,9 @@ func testTouchDevice(t *testing.T, s store.Store) {
 	if err := s.UpdateDevice(ctx, blocked); err != nil {
 		t.Fatalf("UpdateDevice: %v", err)
 	}
+	if err := s.SetDeviceAccess(ctx, d1.ID, store.DeviceBlocked); err != nil {
+		t.Fatalf("SetDeviceAccess: %v", err)
+	}
 
 	time.Sleep(2 * time.Millisecond)
 	c2 := startClock()
@@ -386,22 +392,33 @@ func testUpdateDevice(t *testing.T, s store.Store) {
 	u := mustUser(t, s, "alice")
 	d := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "dev"})
 	other := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "other", Model: "keep"})
+	// Access and Wipe are the administrator's; UpdateDevice keeps them.
+	if err := s.SetDeviceAccess(ctx, d.ID, store.DeviceQuarantined); err != nil {
+		t.Fatalf("SetDeviceAccess: %v", err)
+	}
+	if _, err := s.SetDeviceWipe(ctx, d.ID, store.WipePending); err != nil {
+		t.Fatalf("SetDeviceWipe: %v", err)
+	}
 	for i, upd := range []store.Device{
 		{
 			DeviceType: "SmartPhone", UserAgent: "Android-Mail/2024", Model: "Pixel 8",
 			IMEI: "350000000000001", FriendlyName: "Work phone", OS: "Android 14",
 			OSLanguage: "de-DE", PhoneNumber: "+4930123456", MobileOperator: "Telekom",
-			ProtocolVersion: "16.1", Access: store.DeviceQuarantined, PolicyKey: 0xFFFFFFFF,
-			PolicyHash: "0123abcd", Wipe: store.WipePending,
+			ProtocolVersion: "16.1", PolicyKey: 0xFFFFFFFF, PolicyHash: "0123abcd",
+			Access: store.DeviceAllowed, Wipe: store.WipeNone,
 		},
-		{Access: store.DeviceBlocked, PolicyKey: 0x80000000, Wipe: store.WipeAccountOnly},
-		{Access: store.DeviceAllowed, PolicyKey: 1, Wipe: store.WipeAcknowledged, Model: "x"},
+		{PolicyKey: 0x80000000, Access: store.DeviceBlocked, Wipe: store.WipeAccountOnly},
+		{PolicyKey: 1, Model: "x", Access: store.DeviceAllowed, Wipe: store.WipeAcknowledged},
+		// Invalid or zero admin fields are ignored, not rejected.
+		{DeviceType: "t", Access: "bogus", Wipe: "bogus"},
+		{},
 	} {
 		want := upd
 		want.ID, want.UserID, want.DeviceID, want.FirstSeen, want.LastSeen = d.ID, d.UserID, d.DeviceID, d.FirstSeen, d.LastSeen
+		want.Access, want.Wipe = store.DeviceQuarantined, store.WipePending
 		// Identity and timestamps passed in are ignored.
-		in := want
-		in.UserID, in.DeviceID, in.LastSeen = 1<<40, "renamed", time.Unix(1, 0)
+		in := upd
+		in.ID, in.UserID, in.DeviceID, in.FirstSeen, in.LastSeen = d.ID, 1<<40, "renamed", time.Unix(1, 0), time.Unix(2, 0)
 		if err := s.UpdateDevice(ctx, in); err != nil {
 			t.Fatalf("UpdateDevice #%d: %v", i, err)
 		}
@@ -418,6 +435,157 @@ func testUpdateDevice(t *testing.T, s store.Store) {
 	}
 	err := s.UpdateDevice(ctx, store.Device{ID: 1 << 40, Access: store.DeviceAllowed})
 	wantErr(t, "UpdateDevice(absent)", err, store.ErrNotFound)
+}
+
+func testSetDeviceAccess(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := mustUser(t, s, "alice")
+	d := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "dev", Model: "m", PolicyKey: 9})
+	other := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "other"})
+	for _, a := range []store.DeviceAccess{store.DeviceBlocked, store.DeviceQuarantined, store.DeviceBlocked, store.DeviceAllowed} {
+		if err := s.SetDeviceAccess(ctx, d.ID, a); err != nil {
+			t.Fatalf("SetDeviceAccess(%q): %v", a, err)
+		}
+		got, err := s.Device(ctx, u.ID, "dev")
+		if err != nil {
+			t.Fatalf("Device: %v", err)
+		}
+		want := d
+		want.Access = a
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("after SetDeviceAccess(%q) (-want +got):\n%s", a, diff)
+		}
+	}
+	if err := s.SetDeviceAccess(ctx, d.ID, "bogus"); err == nil {
+		t.Errorf("SetDeviceAccess(bogus) succeeded")
+	}
+	if err := s.SetDeviceAccess(ctx, d.ID, ""); err == nil {
+		t.Errorf("SetDeviceAccess(\"\") succeeded")
+	}
+	if got, err := s.Device(ctx, u.ID, "dev"); err != nil || got.Access != store.DeviceAllowed {
+		t.Errorf("after invalid SetDeviceAccess: Access = %q, %v; want %q", got.Access, err, store.DeviceAllowed)
+	}
+	if got, err := s.Device(ctx, u.ID, "other"); err != nil || !cmp.Equal(got, other) {
+		t.Errorf("other device changed: %+v, %v; want %+v", got, err, other)
+	}
+	wantErr(t, "SetDeviceAccess(absent)", s.SetDeviceAccess(ctx, 1<<40, store.DeviceBlocked), store.ErrNotFound)
+}
+
+func testSetDeviceWipe(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := mustUser(t, s, "alice")
+	d := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "dev", Model: "m", PolicyKey: 9, Access: store.DeviceBlocked})
+	other := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "other"})
+	for i, step := range []struct {
+		to      store.WipeState
+		from    []store.WipeState
+		changed bool
+		want    store.WipeState
+	}{
+		{to: store.WipePending, changed: true, want: store.WipePending},                                                           // unconditional
+		{to: store.WipeAccountOnly, changed: true, want: store.WipeAccountOnly},                                                   // unconditional over a state
+		{to: store.WipeAcknowledged, from: []store.WipeState{store.WipeAccountOnly}, changed: true, want: store.WipeAcknowledged}, // match
+		{to: store.WipeNone, from: []store.WipeState{store.WipePending, store.WipeAccountOnly}, want: store.WipeAcknowledged},     // mismatch
+		{to: store.WipePending, from: []store.WipeState{store.WipeNone}, want: store.WipeAcknowledged},                            // mismatch
+		{to: store.WipeNone, from: []store.WipeState{store.WipePending, store.WipeAcknowledged}, changed: true, want: store.WipeNone},
+		{to: store.WipePending, from: []store.WipeState{store.WipeNone}, changed: true, want: store.WipePending}, // match on ""
+		{to: store.WipePending, from: []store.WipeState{store.WipeNone}, want: store.WipePending},                // already pending
+	} {
+		changed, err := s.SetDeviceWipe(ctx, d.ID, step.to, step.from...)
+		if err != nil {
+			t.Fatalf("#%d SetDeviceWipe(%q, from %q): %v", i, step.to, step.from, err)
+		}
+		if changed != step.changed {
+			t.Errorf("#%d SetDeviceWipe(%q, from %q) = %v, want %v", i, step.to, step.from, changed, step.changed)
+		}
+		got, err := s.Device(ctx, u.ID, "dev")
+		if err != nil {
+			t.Fatalf("Device: %v", err)
+		}
+		want := d
+		want.Wipe = step.want
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("#%d after SetDeviceWipe(%q, from %q) (-want +got):\n%s", i, step.to, step.from, diff)
+		}
+	}
+	if _, err := s.SetDeviceWipe(ctx, d.ID, "bogus"); err == nil {
+		t.Errorf("SetDeviceWipe(bogus) succeeded")
+	}
+	if got, err := s.Device(ctx, u.ID, "dev"); err != nil || got.Wipe != store.WipePending {
+		t.Errorf("after invalid SetDeviceWipe: Wipe = %q, %v; want %q", got.Wipe, err, store.WipePending)
+	}
+	if got, err := s.Device(ctx, u.ID, "other"); err != nil || !cmp.Equal(got, other) {
+		t.Errorf("other device changed: %+v, %v; want %+v", got, err, other)
+	}
+	changed, err := s.SetDeviceWipe(ctx, 1<<40, store.WipePending)
+	wantErr(t, "SetDeviceWipe(absent)", err, store.ErrNotFound)
+	if changed {
+		t.Errorf("SetDeviceWipe(absent) reported a change")
+	}
+	_, err = s.SetDeviceWipe(ctx, 1<<40, store.WipeAcknowledged, store.WipePending)
+	wantErr(t, "SetDeviceWipe(absent, from pending)", err, store.ErrNotFound)
+}
+
+// testUpdateDeviceKeepsAdminState is the lost-update race that UpdateDevice
+// must not lose: requests write back device copies loaded before the
+// administrator blocked and wiped the device.
+func testUpdateDeviceKeepsAdminState(t *testing.T, s store.Store) {
+	const workers, ops = 4, 20
+	ctx := t.Context()
+	u := mustUser(t, s, "alice")
+	d := mustTouch(t, s, store.Device{UserID: u.ID, DeviceID: "dev"})
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		started = make(chan struct{})
+		once    sync.Once
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for g := range workers {
+		stale := d // loaded before the administrator acts
+		wg.Go(func() {
+			for i := range ops {
+				stale.PolicyKey = uint32(g*ops + i + 1)
+				stale.UserAgent = fmt.Sprintf("w%d-%d", g, i)
+				if err := s.UpdateDevice(ctx, stale); err != nil {
+					fail(fmt.Errorf("UpdateDevice(%s): %w", stale.UserAgent, err))
+					return
+				}
+				once.Do(func() { close(started) })
+			}
+		})
+	}
+	wg.Go(func() {
+		<-started
+		if err := s.SetDeviceAccess(ctx, d.ID, store.DeviceBlocked); err != nil {
+			fail(fmt.Errorf("SetDeviceAccess: %w", err))
+		}
+		changed, err := s.SetDeviceWipe(ctx, d.ID, store.WipePending, store.WipeNone)
+		if err != nil || !changed {
+			fail(fmt.Errorf("SetDeviceWipe(pending, from none) = %v, %v; want true", changed, err))
+		}
+	})
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	got, err := s.Device(ctx, u.ID, "dev")
+	if err != nil {
+		t.Fatalf("Device: %v", err)
+	}
+	if got.Wipe != store.WipePending || got.Access != store.DeviceBlocked {
+		t.Errorf("after racing updates: Wipe %q, Access %q; want %q, %q",
+			got.Wipe, got.Access, store.WipePending, store.DeviceBlocked)
+	}
+	if got.PolicyKey == 0 || got.UserAgent == "" {
+		t.Errorf("after racing updates: PolicyKey %d, UserAgent %q; want a worker's last write", got.PolicyKey, got.UserAgent)
+	}
 }
 
 func testPolicyKey(t *testing.T, s store.Store) {
@@ -682,6 +850,10 @@ func testContextCanceled(t *testing.T, s store.Store) {
 			return s.PutSyncState(ctx, store.SyncState{DeviceID: d.ID, Collection: "1", SyncKey: "k"})
 		},
 		"DeleteUser": func() error { return s.DeleteUser(ctx, "alice") },
+		"SetDeviceWipe": func() error {
+			_, err := s.SetDeviceWipe(ctx, d.ID, store.WipePending, store.WipeNone)
+			return err
+		},
 	} {
 		if err := call(); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with canceled context: error %v, want context.Canceled", name, err)
@@ -699,6 +871,9 @@ func testContextCanceled(t *testing.T, s store.Store) {
 		t.Errorf("canceled TouchDevice created a device: %v", err)
 	}
 	wantState(t, s, d.ID, "1", "k", "-")
+	if got, err := s.Device(bg, u.ID, "dev"); err != nil || got.Wipe != store.WipeNone {
+		t.Errorf("canceled SetDeviceWipe: Wipe = %q, %v; want none", got.Wipe, err)
+	}
 }
 
 func testUserSettings(t *testing.T, s store.Store) {
