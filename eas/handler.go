@@ -74,6 +74,13 @@ type Config struct {
 	MaxConcurrent int
 }
 
+// smallBody caps the body of commands that carry no MIME or attachments.
+const smallBody = 1 << 20
+
+// bodyTimeout bounds reading a request body, so a client trickling bytes
+// cannot hold a command slot forever.
+const bodyTimeout = 5 * time.Minute
+
 // DefaultVersions are the protocol versions easd implements.
 var DefaultVersions = []string{"12.1", "14.0", "14.1"}
 
@@ -118,6 +125,9 @@ type command struct {
 	tag wbxml.Tag
 	// noPolicy lets the command run without a current policy key.
 	noPolicy bool
+	// maxBody caps this command's request body below Config.MaxBodyBytes
+	// (only commands carrying MIME need the large limit); 0 for no cap.
+	maxBody int64
 	run      func(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error)
 }
 
@@ -156,8 +166,8 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	}
 	h.checks = newChecks()
 	h.commands = map[string]command{
-		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, run: h.provision},
-		"Settings":  {tag: wbxml.SettingsSettings, run: h.settings},
+		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, maxBody: smallBody, run: h.provision},
+		"Settings":  {tag: wbxml.SettingsSettings, maxBody: smallBody, run: h.settings},
 	}
 	return h
 }
@@ -265,7 +275,11 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := h.readBody(w, r)
+	limit := h.cfg.MaxBodyBytes
+	if cmd.maxBody > 0 && cmd.maxBody < limit {
+		limit = cmd.maxBody
+	}
+	body, err := h.readBody(w, r, limit)
 	if err != nil {
 		h.writeError(w, r, req, cmd.tag, err)
 		return
@@ -292,15 +306,19 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody decodes the WBXML body, or returns nil for an empty one.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*wbxml.Node, error) {
-	if r.ContentLength > h.cfg.MaxBodyBytes {
-		return nil, HTTPError(http.StatusRequestEntityTooLarge, "body of %d bytes over the %d limit", r.ContentLength, h.cfg.MaxBodyBytes)
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) (*wbxml.Node, error) {
+	if r.ContentLength > limit {
+		return nil, HTTPError(http.StatusRequestEntityTooLarge, "body of %d bytes over the %d limit", r.ContentLength, limit)
 	}
 	if r.ContentLength == 0 {
 		return nil, nil
 	}
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	lim := wbxml.Limits{MaxTotal: h.cfg.MaxBodyBytes, MaxOpaqueLen: h.cfg.MaxBodyBytes}
+	// Not every ResponseWriter supports deadlines (httptest's recorder);
+	// the real server's does.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout)) // wall clock: a network deadline
+	body := http.MaxBytesReader(w, r.Body, limit)
+	// About one element per 4 bytes at most: bound the tree by the body.
+	lim := wbxml.Limits{MaxTotal: limit, MaxOpaqueLen: limit, MaxElements: int(min(limit/4+64, 1<<20))}
 	// Peek one byte: chunked requests have ContentLength -1 and may be empty.
 	var first [1]byte
 	n, err := io.ReadFull(body, first[:])

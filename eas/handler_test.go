@@ -430,3 +430,11 @@ func TestOverload(t *testing.T) {
 		t.Errorf("after the load went = %d", r.code)
 	}
 }
+
+func TestSmallCommandBodyCap(t *testing.T) {
+	ts := newTestServer(t, nil) // the global limit stays at 50 MiB
+	r := ts.do(call{cmd: "Provision", rawBody: make([]byte, smallBody+1)})
+	if r.code != 413 {
+		t.Errorf("Provision body over %d bytes = %d, want 413", smallBody, r.code)
+	}
+}
