@@ -128,7 +128,7 @@ type command struct {
 	// maxBody caps this command's request body below Config.MaxBodyBytes
 	// (only commands carrying MIME need the large limit); 0 for no cap.
 	maxBody int64
-	run      func(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error)
+	run     func(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error)
 }
 
 // Session is one authenticated request on its way through a command.
