@@ -238,40 +238,6 @@ func TestClosedStore(t *testing.T) {
 	}
 }
 
-func TestInvalidEnums(t *testing.T) {
-	s := open(t, testenv.PostgresURL(t), Options{Migrate: true})
-	ctx := t.Context()
-	u, err := s.CreateUser(ctx, "alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "d"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []store.DeviceAccess{"", "maybe"} {
-		if err := s.SetDeviceAccess(ctx, d.ID, a); err == nil {
-			t.Errorf("SetDeviceAccess(%q) succeeded", a)
-		}
-	}
-	if err := s.SetDeviceAccess(ctx, 1<<40, "maybe"); err == nil || errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SetDeviceAccess(absent, %q) = %v; want a validation error", "maybe", err)
-	}
-	for _, w := range [][]store.WipeState{{"later"}, {store.WipePending, "later"}, {store.WipeNone, store.WipePending, "later"}} {
-		if _, err := s.SetDeviceWipe(ctx, d.ID, w[0], w[1:]...); err == nil {
-			t.Errorf("SetDeviceWipe(%q, from %q) succeeded", w[0], w[1:])
-		}
-	}
-	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Access: "maybe"}); err == nil {
-		t.Error("TouchDevice with access \"maybe\" succeeded")
-	}
-	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Wipe: "later"}); err == nil {
-		t.Error("TouchDevice with wipe \"later\" succeeded")
-	}
-	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID}); err == nil {
-		t.Error("TouchDevice with empty DeviceID succeeded")
-	}
-}
 
 func TestOptionsNow(t *testing.T) {
 	fixed := time.Date(2030, 1, 2, 3, 4, 5, 6789, time.FixedZone("X", 3600))

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ContextCanceled", testContextCanceled},
 		{"UserSettings", testUserSettings},
+		{"InvalidValues", testInvalidValues},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -900,5 +901,39 @@ func testUserSettings(t *testing.T, s store.Store) {
 	}
 	if _, err := s.UserSetting(ctx, alice.ID, "oof"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("setting survived DeleteUser: %v", err)
+	}
+}
+
+func testInvalidValues(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []store.DeviceAccess{"", "maybe"} {
+		if err := s.SetDeviceAccess(ctx, d.ID, a); err == nil {
+			t.Errorf("SetDeviceAccess(%q) succeeded", a)
+		}
+	}
+	if err := s.SetDeviceAccess(ctx, 1<<40, "maybe"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetDeviceAccess(absent, %q) = %v; want a validation error", "maybe", err)
+	}
+	for _, w := range [][]store.WipeState{{"later"}, {store.WipePending, "later"}, {store.WipeNone, store.WipePending, "later"}} {
+		if _, err := s.SetDeviceWipe(ctx, d.ID, w[0], w[1:]...); err == nil {
+			t.Errorf("SetDeviceWipe(%q, from %q) succeeded", w[0], w[1:])
+		}
+	}
+	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Access: "maybe"}); err == nil {
+		t.Error("TouchDevice with access \"maybe\" succeeded")
+	}
+	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID, DeviceID: "e", Wipe: "later"}); err == nil {
+		t.Error("TouchDevice with wipe \"later\" succeeded")
+	}
+	if _, err := s.TouchDevice(ctx, store.Device{UserID: u.ID}); err == nil {
+		t.Error("TouchDevice with empty DeviceID succeeded")
 	}
 }
