@@ -238,7 +238,6 @@ func TestClosedStore(t *testing.T) {
 	}
 }
 
-
 func TestOptionsNow(t *testing.T) {
 	fixed := time.Date(2030, 1, 2, 3, 4, 5, 6789, time.FixedZone("X", 3600))
 	s := open(t, testenv.PostgresURL(t), Options{Migrate: true, Now: func() time.Time { return fixed }})
