@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh Debian machine or a developer's laptop.
 #
 # Installs what the tests need when it is missing (PostgreSQL, libwbxml's
-# wbxml2xml/xml2wbxml, staticcheck), starts a throwaway PostgreSQL cluster on
+# wbxml2xml/xml2wbxml, Dovecot with LMTP, Postfix, docker-compose, staticcheck), starts a throwaway PostgreSQL cluster on
 # loopback unless one already answers, then runs gofmt, go vet, staticcheck
 # and go test -race over every package.
 #
@@ -27,6 +27,7 @@ command -v wbxml2xml >/dev/null || need+=(libwbxml2-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+{ command -v postfix >/dev/null || [ -x /usr/sbin/postfix ]; } && [ -x /usr/lib/dovecot/lmtp ] || need+=(postfix dovecot-lmtpd)
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"

@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,11 @@ import (
 // Dovecot looks for it there when dovecot is not on $PATH.
 const DovecotBinary = "/usr/sbin/dovecot"
 
+// DovecotLMTPBinary is Dovecot's LMTP server, from Debian's dovecot-lmtpd
+// package. Without it Dovecot runs without LMTP (LMTPSocket is empty) and
+// Postfix cannot deliver into it.
+const DovecotLMTPBinary = "/usr/lib/dovecot/lmtp"
+
 // dovecotStartTimeout bounds how long Dovecot may take to answer its first
 // greeting.
 const dovecotStartTimeout = 15 * time.Second
@@ -35,11 +41,23 @@ const dovecotStartTimeout = 15 * time.Second
 type DovecotServer struct {
 	// Addr is the host:port of its IMAP listener, "127.0.0.1:<port>".
 	Addr string
+	// LMTPSocket is the path of its LMTP unix socket (mode 0666), through
+	// which an MTA delivers into the users' INBOX; "" when Dovecot's LMTP
+	// server (package dovecot-lmtpd) is not installed. LMTP takes the
+	// recipient's local part as the user name: RCPT TO:<alice@any.domain>
+	// delivers to user "alice".
+	LMTPSocket string
+	// AuthSocket is the path of its authentication client socket (mode
+	// 0666), for SASL authentication by an MTA ("smtpd_sasl_type =
+	// dovecot" in Postfix) against the same users as IMAP.
+	AuthSocket string
 	// Dir is the directory holding its configuration, passwd file, log,
 	// sockets and mail; it is removed when the test ends.
 	Dir string
 
 	mailUID, mailGID int
+	// users are the user names, in lower case.
+	users []string
 }
 
 // dovecotIdentity is who the Dovecot processes run as.
@@ -102,6 +120,16 @@ func Dovecot(t testing.TB, users map[string]string) *DovecotServer {
 		t.Fatalf("testenv: %v", err)
 	}
 	d := &DovecotServer{Dir: dir, mailUID: id.MailUID, mailGID: id.MailGID}
+	for u := range users {
+		d.users = append(d.users, strings.ToLower(u))
+	}
+	slices.Sort(d.users)
+	d.AuthSocket = filepath.Join(dir, "run", "auth-easd")
+	lmtp := false
+	if _, err := os.Stat(DovecotLMTPBinary); err == nil {
+		lmtp = true
+		d.LMTPSocket = filepath.Join(dir, "run", "lmtp")
+	}
 	if err := d.mkdirMail(filepath.Join(dir, "mail")); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -122,7 +150,7 @@ func Dovecot(t testing.TB, users map[string]string) *DovecotServer {
 		token := rand.Text()
 		d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := writeDovecotConfig(filepath.Join(dir, "dovecot.conf"), dovecotConfig{
-			Dir: dir, Port: port, Greeting: "easd-test-" + token, dovecotIdentity: id,
+			Dir: dir, Port: port, Greeting: "easd-test-" + token, LMTP: lmtp, dovecotIdentity: id,
 		}); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
@@ -397,6 +425,8 @@ type dovecotConfig struct {
 	Dir      string
 	Port     int
 	Greeting string
+	// LMTP enables the LMTP server.
+	LMTP bool
 	dovecotIdentity
 }
 
@@ -412,7 +442,7 @@ func writeDovecotConfig(name string, c dovecotConfig) error {
 // nothing from /etc/dovecot, so a system Dovecot's settings neither help nor
 // disturb it.
 var dovecotConfTemplate = template.Must(template.New("dovecot.conf").Parse(`# Written by easd's internal/testenv for one test.
-protocols = imap
+protocols = imap{{if .LMTP}} lmtp{{end}}
 listen = 127.0.0.1
 base_dir = "{{.Dir}}/run"
 state_dir = "{{.Dir}}/state"
@@ -434,6 +464,9 @@ first_valid_gid = {{.MailGID}}
 last_valid_gid = {{.MailGID}}
 
 mail_location = maildir:{{.Dir}}/mail/%u
+# CONDSTORE and QRESYNC are built into Dovecot 2.3's imap and need no
+# plugin; the list is spelled out so that plugins can be added here.
+mail_plugins = $mail_plugins
 
 passdb {
   driver = passwd-file
@@ -456,6 +489,23 @@ service imap-login {
     port = 0
   }
 }
+# For SASL authentication by a test MTA (Postfix's smtpd runs as "postfix").
+service auth {
+  unix_listener auth-easd {
+    mode = 0666
+  }
+}
+{{if .LMTP}}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+protocol lmtp {
+  # RCPT TO:<alice@example.test> is user "alice".
+  auth_username_format = %Ln
+}
+{{end}}
 service anvil {
   chroot =
   # No growing delay after failed logins from 127.0.0.1.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -151,5 +152,96 @@ func TestDovecotParallel(t *testing.T) {
 		if _, err := os.Stat(d.Dir); !os.IsNotExist(err) {
 			t.Errorf("%s still exists after its test ended: %v", d.Dir, err)
 		}
+	}
+}
+
+// TestDovecotCondstore checks that IMAP CONDSTORE and QRESYNC are there:
+// advertised after login, and SELECT (CONDSTORE) reports HIGHESTMODSEQ.
+func TestDovecotCondstore(t *testing.T) {
+	t.Parallel()
+	d := Dovecot(t, map[string]string{"frank": "pw"})
+	d.Deliver(t, "frank", "", []byte("Subject: one\r\n\r\nhello\r\n"))
+	s := dialIMAP(t, d.Addr)
+	if _, status := s.cmd("a1", "LOGIN frank pw"); !strings.HasPrefix(status, "OK ") {
+		t.Fatalf("LOGIN: %q", status)
+	}
+	untagged, status := s.cmd("a2", "CAPABILITY")
+	if !strings.HasPrefix(status, "OK ") || len(untagged) != 1 {
+		t.Fatalf("CAPABILITY: %q %q", untagged, status)
+	}
+	caps := strings.Fields(untagged[0])
+	for _, want := range []string{"CONDSTORE", "QRESYNC", "ENABLE"} {
+		if !slices.Contains(caps, want) {
+			t.Errorf("CAPABILITY %q lacks %s", untagged[0], want)
+		}
+	}
+	untagged, status = s.cmd("a3", "SELECT INBOX (CONDSTORE)")
+	if !strings.HasPrefix(status, "OK ") {
+		t.Fatalf("SELECT INBOX (CONDSTORE): %q", status)
+	}
+	if !slices.ContainsFunc(untagged, func(l string) bool { return strings.HasPrefix(l, "* OK [HIGHESTMODSEQ ") }) {
+		t.Errorf("SELECT INBOX (CONDSTORE): %q; want * OK [HIGHESTMODSEQ n]", untagged)
+	}
+	untagged, status = s.cmd("a4", "FETCH 1 (MODSEQ)")
+	if !strings.HasPrefix(status, "OK ") || len(untagged) != 1 || !strings.Contains(untagged[0], "MODSEQ (") {
+		t.Errorf("FETCH 1 (MODSEQ): %q %q", untagged, status)
+	}
+}
+
+// TestDovecotLMTP delivers over LMTPSocket by hand, as an MTA would.
+func TestDovecotLMTP(t *testing.T) {
+	t.Parallel()
+	d := Dovecot(t, map[string]string{"grace": "pw"})
+	if d.LMTPSocket == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("Dovecot has no LMTP server (apt-get install dovecot-lmtpd)")
+		}
+		t.Skip("Dovecot has no LMTP server (apt-get install dovecot-lmtpd)")
+	}
+	c, err := net.DialTimeout("unix", d.LMTPSocket, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	// reply reads a reply and returns its last line.
+	reply := func() string {
+		t.Helper()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading LMTP reply: %v (%q)", err, l)
+			}
+			if len(l) < 4 || l[3] != '-' {
+				return strings.TrimRight(l, "\r\n")
+			}
+		}
+	}
+	if g := reply(); !strings.HasPrefix(g, "220 ") {
+		t.Fatalf("LMTP greeting %q", g)
+	}
+	for _, step := range []struct{ send, want string }{
+		{"LHLO test.example\r\n", "250 "},
+		{"MAIL FROM:<zoe@outside.test>\r\n", "250 "},
+		{"RCPT TO:<Grace@example.test>\r\n", "250 "},
+		{"RCPT TO:<mallory@example.test>\r\n", "550 "},
+		{"DATA\r\n", "354 "},
+		{"Subject: via LMTP\r\n\r\nhello\r\n.\r\n", "250 "},
+		{"QUIT\r\n", "221 "},
+	} {
+		if _, err := c.Write([]byte(step.send)); err != nil {
+			t.Fatal(err)
+		}
+		if got := reply(); !strings.HasPrefix(got, step.want) {
+			t.Fatalf("LMTP %q: %q; want %s", step.send, got, step.want)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(d.Maildir("grace"), "new", "*"))
+	if len(files) != 1 {
+		t.Fatalf("grace's Maildir new/ holds %q; want one message", files)
+	}
+	if raw, err := os.ReadFile(files[0]); err != nil || !strings.Contains(string(raw), "Subject: via LMTP") {
+		t.Errorf("delivered message %q: %v", raw, err)
 	}
 }
