@@ -70,8 +70,10 @@ type dovecotIdentity struct {
 // foreground as a child process, on a free port of 127.0.0.1, with its own
 // configuration, a passwd-file passdb and userdb holding users (name ->
 // clear password), and Maildir storage, everything in a fresh directory
-// that is removed when t ends. Dovecot is stopped in t.Cleanup, and its log
-// is printed with t.Log if t failed. Several servers may run at once.
+// that is removed when t ends. Each user has the SPECIAL-USE folders
+// Drafts, Sent, Trash and Junk, created on first use; the hierarchy
+// delimiter is ".", as Maildir++ has it. Dovecot is stopped in t.Cleanup,
+// and its log is printed with t.Log if t failed. Several servers may run at once.
 //
 // User names are case-insensitive, as with Dovecot's default
 // auth_username_format (%Lu): they are stored in lower case. They may hold
@@ -467,6 +469,28 @@ mail_location = maildir:{{.Dir}}/mail/%u
 # CONDSTORE and QRESYNC are built into Dovecot 2.3's imap and need no
 # plugin; the list is spelled out so that plugins can be added here.
 mail_plugins = $mail_plugins
+
+# The usual SPECIAL-USE folders (RFC 6154), created and subscribed on
+# first use; the hierarchy delimiter stays Maildir++'s ".".
+namespace inbox {
+  inbox = yes
+  mailbox Drafts {
+    special_use = \Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \Junk
+    auto = subscribe
+  }
+}
 
 passdb {
   driver = passwd-file
