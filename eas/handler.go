@@ -116,6 +116,10 @@ type Deps struct {
 	Rand io.Reader
 	// LoggerFrom returns the request-scoped logger; Logger when nil.
 	LoggerFrom func(ctx context.Context, def *slog.Logger) *slog.Logger
+	// Observe, when set, is told the outcome of every POST: the command
+	// (one of the MS-ASHTTP command names, or "other") and "ok",
+	// "status_N" or "http_N". Metrics hang off it.
+	Observe func(cmd, result string)
 }
 
 // command is one ActiveSync command.
@@ -303,6 +307,19 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeWBXML(w, resp, log)
+	h.observe(req, "ok")
+}
+
+// observe reports a POST's outcome with bounded label values.
+func (h *Handler) observe(req *Request, result string) {
+	if h.deps.Observe == nil {
+		return
+	}
+	cmd := "other"
+	if req != nil && (topTag(req.Cmd) != 0 || req.Cmd == "GetAttachment") {
+		cmd = req.Cmd
+	}
+	h.deps.Observe(cmd, result)
 }
 
 // readBody decodes the WBXML body, or returns nil for an empty one.
@@ -379,6 +396,13 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, req *Reques
 		lv = slog.LevelError
 	}
 	log.Log(r.Context(), lv, "eas error", "status", e.Status, "http", code, "err", e.Err)
+	if r.Method == http.MethodPost {
+		if e.Status != 0 {
+			h.observe(req, "status_"+strconv.Itoa(e.Status))
+		} else {
+			h.observe(req, "http_"+strconv.Itoa(code))
+		}
+	}
 	if req != nil && e.Status != 0 && tag != 0 && versionAtLeast(req.Version, "14.0") && bodyStatusOK(code) {
 		writeWBXML(w, wbxml.E(tag, wbxml.T(statusTag(tag), strconv.Itoa(e.Status))), log)
 		return

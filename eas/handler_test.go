@@ -438,3 +438,19 @@ func TestSmallCommandBodyCap(t *testing.T) {
 		t.Errorf("Provision body over %d bytes = %d, want 413", smallBody, r.code)
 	}
 }
+
+func TestObserve(t *testing.T) {
+	var got []string
+	ts := newTestServer(t, nil)
+	ts.h.deps.Observe = func(cmd, result string) { got = append(got, cmd+" "+result) }
+	key := ts.provision(call{})
+	settings := wbxml.E(wbxml.SettingsSettings, wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet)))
+	ts.do(call{cmd: "Settings", body: settings})                  // no key: 142
+	ts.do(call{cmd: "Settings", body: settings, policyKey: &key}) // ok
+	ts.do(call{cmd: "Frobnicate", policyKey: &key})               // unknown: bounded label
+	ts.do(call{cmd: "Provision", pass: "wrong"})                  // 401
+	want := []string{"Provision ok", "Provision ok", "Settings status_142", "Settings ok", "other status_137", "Provision http_401"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("observed %q, want %q", got, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -63,7 +64,7 @@ func TestServeProbeAndWipe(t *testing.T) {
 		t.Fatal(r)
 	}
 	certFile, keyFile := selfSignedCert(t, dir)
-	cmd, addr, _, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile, "EASD_DOMAIN=example.com")
+	cmd, addr, admin, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile, "EASD_DOMAIN=example.com")
 	url := "https://" + addr
 
 	// The connectivity doctor, trusting our certificate as a private CA.
@@ -114,6 +115,19 @@ func TestServeProbeAndWipe(t *testing.T) {
 		DeviceType: "iPhone", HTTPClient: hc})
 	if _, _, err := again.Provision(t.Context()); err == nil {
 		t.Error("wiped device provisioned again")
+	}
+
+	// The admin listener counts ActiveSync commands by name and result.
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{`easd_eas_commands_total{cmd="Provision",result="ok"}`, `easd_eas_commands_total{cmd="Settings",result="status_140"}`} {
+		if !strings.Contains(string(metrics), series) {
+			t.Errorf("metrics lack %s", series)
+		}
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)

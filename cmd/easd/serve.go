@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/easd/easd/eas"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/easd/easd/internal/config"
 	"github.com/easd/easd/internal/server"
@@ -60,7 +62,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	easCfg.Realm = "easd"
-	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easd_eas_commands_total",
+		Help: "ActiveSync commands by name and result (ok, status_N sent in the body, http_N).",
+	}, []string{"cmd", "result"})
+	reg.MustRegister(commands)
+	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom,
+		Observe: func(cmd, result string) { commands.WithLabelValues(cmd, result).Inc() }})
 	// Autodiscover shares the handler's failed-login lockout.
 	ad := as.Autodiscover(adCfg)
 	log.Info("activesync ready", "versions", strings.Join(easCfg.Versions, ","), "commands", strings.Join(as.Commands(), ","),
@@ -68,7 +78,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	srv := server.New(server.Config{
 		Listen: *listen, AdminListen: *admin, TLSCert: *cert, TLSKey: *key, ShutdownTimeout: *grace,
-	}, server.Deps{Logger: log, Store: st, App: appHandler(as, ad)})
+	}, server.Deps{Logger: log, Store: st, App: appHandler(as, ad), Registry: reg})
 	if err := srv.Run(ctx, nil); err != nil {
 		return fmt.Errorf("%v", err)
 	}
