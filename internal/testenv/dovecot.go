@@ -194,35 +194,11 @@ func (d *DovecotServer) start(bin, token string) (stop func() error, err error) 
 	cmd := exec.Command(bin, "-F", "-c", filepath.Join(d.Dir, "dovecot.conf"))
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = d.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	setParentDeathSignal(cmd.SysProcAttr)
-	if err := cmd.Start(); err != nil {
+	proc, err := startChild("Dovecot", cmd)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	stop = func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("Dovecot had already exited: %v", waitErr)
-		default:
-		}
-		// Dovecot's master shuts down its children on SIGTERM; its
-		// children also exit by themselves when the master is killed.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			return errors.New("Dovecot did not stop within 10s of SIGTERM; killed")
-		}
-	}
+	stop = proc.stop
 
 	ctx, cancel := context.WithTimeout(context.Background(), dovecotStartTimeout)
 	defer cancel()
@@ -232,8 +208,8 @@ func (d *DovecotServer) start(bin, token string) (stop func() error, err error) 
 			return stop, nil
 		}
 		select {
-		case <-exited:
-			return nil, fmt.Errorf("Dovecot exited: %v", waitErr)
+		case <-proc.exited:
+			return nil, proc.exitError()
 		case <-ctx.Done():
 			_ = stop()
 			return nil, fmt.Errorf("Dovecot did not greet on %s within %v: %v", d.Addr, dovecotStartTimeout, err)

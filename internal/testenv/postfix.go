@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -215,35 +214,11 @@ func (p *PostfixServer) start(master, conf, token string) (stop func() error, er
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = filepath.Join(p.Dir, "spool")
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MAIL_CONFIG=" + conf}
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	setParentDeathSignal(cmd.SysProcAttr)
-	if err := cmd.Start(); err != nil {
+	proc, err := startChild("Postfix", cmd)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	stop = func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("Postfix had already exited: %v", waitErr)
-		default:
-		}
-		// The master passes SIGTERM on to its children and exits; a
-		// child that misses it exits when the master is gone.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			return errors.New("Postfix did not stop within 10s of SIGTERM; killed")
-		}
-	}
+	stop = proc.stop
 
 	ctx, cancel := context.WithTimeout(context.Background(), postfixStartTimeout)
 	defer cancel()
@@ -254,8 +229,8 @@ func (p *PostfixServer) start(master, conf, token string) (stop func() error, er
 				break
 			}
 			select {
-			case <-exited:
-				return nil, fmt.Errorf("Postfix exited: %v", waitErr)
+			case <-proc.exited:
+				return nil, proc.exitError()
 			case <-ctx.Done():
 				_ = stop()
 				return nil, fmt.Errorf("Postfix did not greet on %s within %v: %v", addr, postfixStartTimeout, err)
