@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -112,21 +114,30 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Errorf("Open(closed port) took %v", d)
 	}
 
-	// An address that does not answer hits connect_timeout.
+	// A server that accepts but never answers hits connect_timeout. It
+	// listens on loopback: tests never send traffic anywhere else.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the listener closes
+		}
+	}()
+	addr := ln.Addr().String()
 	start = time.Now()
-	_, err = Open(t.Context(), "postgres://postgres@192.0.2.1:5432/easd?connect_timeout=1", Options{})
-	if err == nil || !strings.HasPrefix(err.Error(), "postgres: cannot connect to 192.0.2.1:5432: ") ||
-		strings.Contains(err.Error(), "\n") {
-		t.Errorf("Open(blackhole) error = %q, want one line naming 192.0.2.1:5432", err)
+	_, err = Open(t.Context(), "postgres://postgres@"+addr+"/easd?sslmode=disable&connect_timeout=1", Options{})
+	if err == nil || err.Error() != "postgres: cannot connect to "+addr+": timed out" {
+		t.Errorf("Open(silent server) error = %q, want one line naming %s and the timeout", err, addr)
 	}
 	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("Open(blackhole, connect_timeout=1) took %v", d)
-	}
-
-	_, err = Open(t.Context(), "postgres://postgres@no-such-host.invalid:5432/easd", Options{})
-	if err == nil || !strings.HasPrefix(err.Error(), "postgres: cannot connect to no-such-host.invalid:5432: ") ||
-		strings.Contains(err.Error(), "\n") {
-		t.Errorf("Open(unknown host) error = %q, want one line naming the host", err)
+		t.Errorf("Open(silent server, connect_timeout=1) took %v", d)
 	}
 
 	_, err = Open(t.Context(), "postgres://user:secret@127.0.0.1:5432/easd?sslmode=bogus", Options{})
@@ -136,9 +147,15 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 func TestOpenUnknownDatabase(t *testing.T) {
-	testenv.PostgresURL(t) // skips when no server
-	_, err := Open(t.Context(), "postgres://postgres@127.0.0.1:5432/easd_no_such_db?sslmode=disable", Options{})
-	if err == nil || !strings.HasPrefix(err.Error(), "postgres: cannot connect to 127.0.0.1:5432: FATAL: ") ||
+	// The test server, wherever it runs (5432, or the script's throwaway
+	// cluster), with a database name that does not exist.
+	u, err := url.Parse(testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/easd_no_such_db"
+	_, err = Open(t.Context(), u.String(), Options{})
+	if err == nil || !strings.HasPrefix(err.Error(), "postgres: cannot connect to "+u.Host+": FATAL: ") ||
 		!strings.Contains(err.Error(), "easd_no_such_db") {
 		t.Errorf("Open(unknown database) error = %q", err)
 	}
