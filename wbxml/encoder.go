@@ -224,6 +224,42 @@ func (e *Encoder) WriteTextBytes(b []byte) error {
 	return nil
 }
 
+// WriteTextFrom writes an inline string (STR_I) copied from r, dropping
+// NUL bytes (STR_I is NUL-terminated). It streams: r may be any size.
+// An r that yields nothing writes an empty string.
+func (e *Encoder) WriteTextFrom(r io.Reader) error {
+	if err := e.checkContent("text"); err != nil {
+		return err
+	}
+	e.buf = append(e.buf, tokStrI)
+	var tmp [8 << 10]byte
+	for {
+		// Keep the buffer within its pooled capacity.
+		if len(e.buf) > encBufSize-len(tmp) {
+			if err := e.Flush(); err != nil {
+				return err
+			}
+		}
+		n, err := r.Read(tmp[:])
+		for _, c := range tmp[:n] {
+			if c != 0 {
+				e.buf = append(e.buf, c)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return e.fail(err)
+		}
+	}
+	e.buf = append(e.buf, 0)
+	if len(e.buf) >= encFlushAt {
+		return e.Flush()
+	}
+	return nil
+}
+
 // appendMBUint32 appends v as a WBXML mb_u_int32 (WAP-192-WBXML 5.1).
 func appendMBUint32(b []byte, v uint32) []byte {
 	var tmp [5]byte

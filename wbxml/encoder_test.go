@@ -201,3 +201,18 @@ func TestDecodedSlicesIsolated(t *testing.T) {
 		t.Error("appending to decoded slices changed the tree")
 	}
 }
+
+func TestTextStream(t *testing.T) {
+	big := strings.Repeat("abc\x00def", 20000)
+	var buf bytes.Buffer
+	if err := wbxml.Encode(&buf, wbxml.E(wbxml.AirSyncBaseBody, wbxml.TStream(wbxml.AirSyncBaseData, strings.NewReader(big)), wbxml.TStream(wbxml.AirSyncBaseType, strings.NewReader("")))); err != nil {
+		t.Fatal(err)
+	}
+	n, err := wbxml.DecodeBytes(buf.Bytes(), wbxml.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := n.ChildText(wbxml.AirSyncBaseData), strings.ReplaceAll(big, "\x00", ""); got != want {
+		t.Errorf("streamed text: got %d bytes, want %d", len(got), len(want))
+	}
+}

@@ -27,6 +27,10 @@ type Node struct {
 	// bytes read from Stream.R instead of Value (for large attachments).
 	// Decoding never sets it.
 	Stream *OpaqueStream
+	// TextStream, if non-nil, makes Encode write an inline string (STR_I)
+	// copied from it instead of Value, dropping NUL bytes (large bodies
+	// whose length is not known in advance). Decoding never sets it.
+	TextStream io.Reader
 }
 
 // OpaqueStream is an OPAQUE value of N bytes to be copied from R by Encode.
@@ -34,6 +38,10 @@ type OpaqueStream struct {
 	R io.Reader // source of the value
 	N int64     // exact number of bytes to copy from R
 }
+
+// TStream returns an element whose text is copied from r when the tree is
+// encoded (NUL bytes dropped).
+func TStream(t Tag, r io.Reader) *Node { return &Node{Tag: t, TextStream: r} }
 
 // E returns an element with the given children.
 func E(t Tag, children ...*Node) *Node { return &Node{Tag: t, Children: children} }
@@ -334,7 +342,7 @@ func (e *Encoder) EncodeElement(n *Node) error {
 	if n == nil {
 		return e.fail(errors.New("wbxml: nil node"))
 	}
-	if n.Stream == nil && len(n.Children) == 0 && len(n.Value) == 0 && !n.Opaque {
+	if n.Stream == nil && n.TextStream == nil && len(n.Children) == 0 && len(n.Value) == 0 && !n.Opaque {
 		return e.EmptyElement(n.Tag)
 	}
 	if err := e.StartElement(n.Tag); err != nil {
@@ -343,6 +351,10 @@ func (e *Encoder) EncodeElement(n *Node) error {
 	switch {
 	case n.Stream != nil:
 		if err := e.WriteOpaqueFrom(n.Stream.R, n.Stream.N); err != nil {
+			return err
+		}
+	case n.TextStream != nil:
+		if err := e.WriteTextFrom(n.TextStream); err != nil {
 			return err
 		}
 	case n.Opaque:
