@@ -1,0 +1,147 @@
+package eas
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/easd/easd/store"
+)
+
+// MailAccount says whose mailbox a MailBackend call reaches and how: the
+// user, and the login and password the upstream accepts for them. With
+// pass-through authentication they are the phone's own credentials; they
+// are held in memory for the request only and never logged.
+type MailAccount struct {
+	User     store.User
+	Login    string
+	Password string
+}
+
+// String hides the password from logs and fmt verbs.
+func (a MailAccount) String() string { return a.Login }
+
+// MailBackend is the mailbox behind FolderSync, Sync, ItemOperations and
+// GetItemEstimate for the email class; imapbridge.Backend implements it
+// over IMAP. Folders are named by their full upstream (IMAP) name, as
+// MailFolder.Name gives it; messages by their UID in that folder.
+//
+// Errors: ErrMailFolderGone when the folder no longer exists,
+// ErrBadCredentials when the upstream refuses the login, and anything
+// else for an upstream that failed (the command answers "server error,
+// retry", and its state does not advance).
+type MailBackend interface {
+	// Folders lists all folders, parents before children.
+	Folders(ctx context.Context, a MailAccount) ([]MailFolder, error)
+	// Status returns a folder's counters, cheaply (IMAP STATUS).
+	Status(ctx context.Context, a MailAccount, folder string) (MailStatus, error)
+	// Scan lists the messages of a folder as Sync needs them; see MailScan.
+	Scan(ctx context.Context, a MailAccount, folder string, q ScanQuery) (MailScan, error)
+	// Fetch streams the full RFC 5322 text of the messages uids, calling
+	// fn once per message that still exists, in any order; body is valid
+	// only during the call, and fn need not read it to the end. An error
+	// from fn stops Fetch and is returned.
+	Fetch(ctx context.Context, a MailAccount, folder string, uids []uint32, fn func(m MailMeta, body io.Reader) error) error
+	// SetFlags changes flags and keywords of one message; absent fields
+	// stay as they are. A message that no longer exists is not an error.
+	SetFlags(ctx context.Context, a MailAccount, folder string, uid uint32, ch FlagChange) error
+	// Delete removes messages: moved to the folder trash when trash is not
+	// "" (and not folder itself), else expunged. Messages already gone
+	// are skipped.
+	Delete(ctx context.Context, a MailAccount, folder string, uids []uint32, trash string) error
+	// CreateFolder creates a folder with the full name given.
+	CreateFolder(ctx context.Context, a MailAccount, name string) error
+	// RenameFolder renames (and so may move) a folder.
+	RenameFolder(ctx context.Context, a MailAccount, from, to string) error
+	// DeleteFolder deletes a folder and its messages.
+	DeleteFolder(ctx context.Context, a MailAccount, name string) error
+}
+
+// ErrMailFolderGone reports a folder that does not exist (any more).
+var ErrMailFolderGone = errors.New("eas: mail folder does not exist")
+
+// MailFolder is a folder of the upstream mailbox.
+type MailFolder struct {
+	// Name is the full upstream name (IMAP, UTF-8).
+	Name string
+	// Parent is the full name of the parent folder, "" at the top.
+	Parent string
+	// DisplayName is the last component of Name.
+	DisplayName string
+	// Delimiter separates the components of Name; 0 for a flat namespace.
+	Delimiter rune
+	// Type is the EAS folder type (MS-ASCMD 2.2.3.186.3): 2 Inbox,
+	// 3 Drafts, 4 Deleted Items, 5 Sent Items, 12 other mail.
+	Type int
+	// UIDValidity survives a rename on servers that keep it (Dovecot),
+	// so FolderSync can tell a renamed folder from a new one; 0 unknown.
+	UIDValidity uint32
+	// NoSelect marks a folder that holds no messages, only children.
+	NoSelect bool
+}
+
+// MailStatus are a folder's counters (IMAP STATUS).
+type MailStatus struct {
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+	// HighestModSeq is the CONDSTORE HIGHESTMODSEQ (RFC 7162); 0 when the
+	// server has no CONDSTORE.
+	HighestModSeq uint64
+}
+
+// ScanQuery selects what Scan returns.
+type ScanQuery struct {
+	// Since limits the scan to messages received on or after this day
+	// (IMAP SEARCH SINCE, by internal date); zero for all messages.
+	Since time.Time
+	// ChangedSince, when not 0 and the server has CONDSTORE, limits
+	// MailScan.Changed to messages whose mod-sequence is greater (FETCH
+	// CHANGEDSINCE); otherwise Changed holds every message in the window.
+	ChangedSince uint64
+}
+
+// MailScan is one look at a folder.
+type MailScan struct {
+	// Status are the counters, read before the listing: a change after it
+	// is seen by the next scan.
+	Status MailStatus
+	// UIDs are all messages within the window, ascending.
+	UIDs []uint32
+	// Changed are the flags and dates of the messages selected by
+	// ScanQuery.ChangedSince, within the window, in any order.
+	Changed []MailMeta
+}
+
+// MailMeta is what Sync tracks of a message.
+type MailMeta struct {
+	UID      uint32
+	Flags    MailFlags
+	Keywords []string  // IMAP keywords other than the system flags, as categories
+	Date     time.Time // internal date (arrival)
+	Size     int64     // RFC822.SIZE; 0 when not known
+}
+
+// MailFlags are the IMAP system flags EAS cares about.
+type MailFlags uint8
+
+// Flag bits.
+const (
+	FlagSeen MailFlags = 1 << iota
+	FlagFlagged
+	FlagAnswered
+	FlagForwarded // the $Forwarded keyword
+	FlagDeleted
+)
+
+// FlagChange is a change of flags and keywords; nil fields stay unchanged.
+type FlagChange struct {
+	Seen      *bool
+	Flagged   *bool
+	Answered  *bool
+	Forwarded *bool
+	// Keywords, when not nil, replaces all keywords (categories) of the
+	// message; system flags are not touched by it.
+	Keywords *[]string
+}
