@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/easd/easd/internal/spool"
 	"github.com/easd/easd/store"
 	"github.com/easd/easd/wbxml"
 )
@@ -38,6 +39,9 @@ type Store interface {
 	SetDeviceWipe(ctx context.Context, id int64, to store.WipeState, from ...store.WipeState) (bool, error)
 	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)
 	PutUserSetting(ctx context.Context, userID int64, key string, value []byte) error
+	SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (store.SyncState, error)
+	PutSyncState(ctx context.Context, s store.SyncState) error
+	DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error
 }
 
 // Config holds the protocol settings.
@@ -116,6 +120,9 @@ type Deps struct {
 	Rand io.Reader
 	// LoggerFrom returns the request-scoped logger; Logger when nil.
 	LoggerFrom func(ctx context.Context, def *slog.Logger) *slog.Logger
+	// Mail is the mailbox backend; nil serves no mail commands (FolderSync,
+	// Sync, GetItemEstimate, ItemOperations, GetAttachment).
+	Mail MailBackend
 	// Observe, when set, is told the outcome of every POST: the command
 	// (one of the MS-ASHTTP command names, or "other") and "ok",
 	// "status_N" or "http_N". Metrics hang off it.
@@ -133,6 +140,10 @@ type command struct {
 	// (only commands carrying MIME need the large limit); 0 for no cap.
 	maxBody int64
 	run     func(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error)
+	// raw, when set instead of run, writes its own response (binary
+	// bodies: GetAttachment, multipart ItemOperations); it returns an error
+	// only before writing anything.
+	raw func(ctx context.Context, s *Session, body *wbxml.Node, w http.ResponseWriter) error
 }
 
 // Session is one authenticated request on its way through a command.
@@ -141,7 +152,16 @@ type Session struct {
 	User   store.User
 	Device store.Device
 	Log    *slog.Logger
+	// Account reaches the user's mailbox (credentials kept for this
+	// request only).
+	Account MailAccount
+
+	done []func() // run after the response is written
 }
+
+// OnDone registers f to run once the response has been written (releasing
+// spooled bodies the response streams from).
+func (s *Session) OnDone(f func()) { s.done = append(s.done, f) }
 
 // Handler serves /Microsoft-Server-ActiveSync.
 type Handler struct {
@@ -172,6 +192,9 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	h.commands = map[string]command{
 		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, maxBody: smallBody, run: h.provision},
 		"Settings":  {tag: wbxml.SettingsSettings, maxBody: smallBody, run: h.settings},
+	}
+	if deps.Mail != nil {
+		h.mailCommands()
 	}
 	return h
 }
@@ -300,7 +323,22 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			Err: fmt.Errorf("device %s was wiped", dev.DeviceID)})
 		return
 	}
-	s := &Session{Req: req, User: user, Device: dev, Log: log}
+	login, pw, _ := r.BasicAuth()
+	s := &Session{Req: req, User: user, Device: dev, Log: log,
+		Account: MailAccount{User: user, Login: normalizeLogin(login), Password: pw}}
+	defer func() {
+		for _, f := range s.done {
+			f()
+		}
+	}()
+	if cmd.raw != nil {
+		if err := cmd.raw(ctx, s, body, w); err != nil {
+			h.writeError(w, r, req, cmd.tag, err)
+			return
+		}
+		h.observe(req, "ok")
+		return
+	}
 	resp, err := cmd.run(ctx, s, body)
 	if err != nil {
 		h.writeError(w, r, req, cmd.tag, err)
@@ -362,23 +400,28 @@ func bodyError(err error) error {
 }
 
 // writeWBXML encodes resp; nil is an empty 200 (MS-ASHTTP 2.2.2: no body,
-// no Content-Type).
+// no Content-Type). The document is spooled (memory, then a temporary
+// file) so that it goes out with a Content-Length, and a large body costs
+// bounded memory.
 func writeWBXML(w http.ResponseWriter, resp *wbxml.Node, log *slog.Logger) {
 	if resp == nil {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	var buf bytes.Buffer
-	if err := wbxml.Encode(&buf, resp); err != nil {
+	sp := spool.New(0)
+	defer sp.Close()
+	if err := wbxml.Encode(sp, resp); err != nil {
 		log.Error("encoding response", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.ms-sync.wbxml")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.FormatInt(sp.Len(), 10))
 	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
+	if _, err := sp.WriteTo(w); err != nil {
+		log.Info("writing response", "err", err)
+	}
 }
 
 // writeError is the one place errors become responses. For 14.0+ clients a

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,6 +27,7 @@ type easFlags struct {
 	imapTLS       *string
 	imapInsecure  *bool
 	authCacheTTL  *time.Duration
+	imapConns     *int
 	maxBody       *int
 	maxDevices    *int
 	deviceRules   *string
@@ -48,6 +50,7 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.imapAddr = fs.String("imap-addr", "EASD_IMAP_ADDR", "", "upstream IMAP server host:port")
 	f.imapTLS = fs.String("imap-tls", "EASD_IMAP_TLS", "starttls", "upstream IMAP protection: tls (port 993), starttls (port 143) or none (loopback only)")
 	f.imapInsecure = fs.Bool("imap-insecure", "EASD_IMAP_INSECURE", false, "accept any upstream certificate (DANGER: lets an interceptor collect passwords)")
+	f.imapConns = fs.Int("imap-conns", "EASD_IMAP_CONNS", imapbridge.DefaultPoolMaxPerUser, "most IMAP connections easd opens per user for mail, whatever the number of devices and folders (keep it below the server's per-user limit, Dovecot's is 10)")
 	f.authCacheTTL = fs.Duration("auth-cache-ttl", "EASD_AUTH_CACHE_TTL", 5*time.Minute, "with --auth imap: how long a verified login is remembered (as a salted hash); 0 disables")
 	f.maxBody = fs.Int("max-body", "EASD_MAX_BODY", 50<<20, "largest request body in bytes (larger gets HTTP 413)")
 	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
@@ -173,6 +176,22 @@ func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
 		}}, nil
 	}
 	return nil, usageError("--auth %q: want local or imap", *f.auth)
+}
+
+// mailBackend builds the IMAP mail backend when the upstream is set; it
+// uses the phone's own credentials, so it needs --auth imap. The returned
+// close function stops the connection pool.
+func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error) {
+	if *f.auth != "imap" || *f.imapAddr == "" {
+		return nil, func() {}, nil
+	}
+	if *f.imapConns < 1 {
+		return nil, nil, usageError("--imap-conns must be at least 1")
+	}
+	pool := imapbridge.NewPool(imapbridge.Config{
+		Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
+	}, imapbridge.PoolOptions{MaxPerUser: *f.imapConns, Logger: log})
+	return imapbridge.NewBackend(pool, imapbridge.BackendOptions{Logger: log}), pool.Close, nil
 }
 
 // loopback reports whether host:port names this machine.

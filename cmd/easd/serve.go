@@ -62,6 +62,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	easCfg.Realm = "easd"
+	mail, closeMail, err := ef.mailBackend(log)
+	if err != nil {
+		return err
+	}
+	defer closeMail()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -69,7 +74,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Help: "ActiveSync commands by name and result (ok, status_N sent in the body, http_N).",
 	}, []string{"cmd", "result"})
 	reg.MustRegister(commands)
-	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom,
+	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom, Mail: mail,
 		Observe: func(cmd, result string) { commands.WithLabelValues(cmd, result).Inc() }})
 	// Autodiscover shares the handler's failed-login lockout.
 	ad := as.Autodiscover(adCfg)

@@ -1,0 +1,511 @@
+package eas
+
+import (
+	"cmp"
+	"context"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/easd/easd/eas/email"
+	"github.com/easd/easd/store"
+	"github.com/easd/easd/wbxml"
+)
+
+// mailSync is one email collection of one Sync request.
+type mailSync struct {
+	h  *Handler
+	s  *Session
+	hr *hierarchy
+	f  *folderView
+	c  *collReq
+	st *mailState
+
+	responses []*wbxml.Node // Responses > Change/Fetch
+	dirty     bool          // client commands changed st
+}
+
+// flagMask are the flags a device is told about.
+const flagMask = FlagSeen | FlagFlagged | FlagAnswered | FlagForwarded
+
+// serverID is the ServerId of a message: folder id and UID. A UIDVALIDITY
+// change makes the collection start over (status 3), so an id never
+// names two messages.
+func serverID(folderID string, uid uint32) string {
+	return folderID + ":" + strconv.FormatUint(uint64(uid), 10)
+}
+
+// parseServerID splits a ServerId made by serverID.
+func parseServerID(id string) (folderID string, uid uint32, ok bool) {
+	i := strings.LastIndexByte(id, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(id[i+1:], 10, 32)
+	if err != nil || n == 0 {
+		return "", 0, false
+	}
+	return id[:i], uint32(n), true
+}
+
+func (m *mailSync) run(ctx context.Context) (*wbxml.Node, error) {
+	h, s, c := m.h, m.s, m.c
+	// A retry: the state after this key exists and was made from it.
+	next, err := h.loadMailState(ctx, s, c.id, m.st.nextKey())
+	if err != nil {
+		return nil, err
+	}
+	retry := next != nil && next.Parent == c.key
+	if err := m.clientCommands(ctx); err != nil {
+		return nil, err
+	}
+	if retry {
+		s.Log.Info("Sync retried: same answer again", "collection", c.id, "synckey", c.key)
+		return m.replay(ctx, next)
+	}
+	if !c.getChanges {
+		if !m.dirty {
+			return h.collResponse(c, c.key, syncOK, m.fillResponses), nil
+		}
+		nst := m.successor()
+		if err := h.putMailState(ctx, s, c.id, nst); err != nil {
+			return nil, err
+		}
+		return h.collResponse(c, nst.key(), syncOK, m.fillResponses), nil
+	}
+	return m.changes(ctx)
+}
+
+// successor is the next state, before server changes are added.
+func (m *mailSync) successor() *mailState {
+	nst := *m.st
+	nst.N++
+	nst.Parent = m.c.key
+	nst.Sent = sentItems{}
+	return &nst
+}
+
+// changes computes, sends and records the server's changes.
+func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
+	h, s, c, st := m.h, m.s, m.c, m.st
+	now := h.deps.Now()
+	since := filterSince(now, c.filter)
+	sameFilter := st.Filter == c.filter
+	// Fast path: the folder's counters are what they were and CONDSTORE
+	// vouches for flags, nothing aged out, nothing left over: no changes.
+	if sameFilter && !st.Sent.More && st.Last.HighestModSeq != 0 && !m.agedOut(since) {
+		stat, err := h.deps.Mail.Status(ctx, s.Account, m.f.name)
+		if err != nil {
+			return nil, m.folderErr(err)
+		}
+		if stat == st.Last {
+			return m.unchanged(ctx)
+		}
+	}
+	q := ScanQuery{Since: since}
+	if sameFilter {
+		q.ChangedSince = st.ModSeq
+	}
+	scan, err := h.deps.Mail.Scan(ctx, s.Account, m.f.name, q)
+	if err != nil {
+		return nil, m.folderErr(err)
+	}
+	if st.UIDValidity != 0 && scan.Status.UIDValidity != st.UIDValidity {
+		// The folder was recreated upstream: its UIDs name other messages
+		// now. The client starts the collection over (no duplicates:
+		// it drops what it has).
+		s.Log.Warn("UIDVALIDITY changed: collection starts over", "folder", m.f.name, "old", st.UIDValidity, "new", scan.Status.UIDValidity)
+		if err := h.deps.Store.DeleteSyncStates(ctx, s.Device.ID, c.id); err != nil {
+			return nil, err
+		}
+		return collStatus(c, syncInvalidKey), nil
+	}
+	inWin := make(map[uint32]bool, len(scan.UIDs))
+	for _, u := range scan.UIDs {
+		inWin[u] = true
+	}
+	meta := make(map[uint32]MailMeta, len(scan.Changed))
+	for _, mm := range scan.Changed {
+		meta[mm.UID] = mm
+	}
+	var sent sentItems
+	sinceUnix := since.Unix()
+	var gone []uint32
+	for uid := range st.Items {
+		if !inWin[uid] {
+			gone = append(gone, uid)
+		}
+	}
+	slices.Sort(gone)
+	for _, uid := range gone {
+		// Out of the window by age: SoftDelete (MS-ASCMD 2.2.3.161);
+		// expunged: Delete.
+		if !since.IsZero() && st.Items[uid].Date < sinceUnix {
+			sent.SoftDeletes = append(sent.SoftDeletes, uid)
+		} else {
+			sent.Deletes = append(sent.Deletes, uid)
+		}
+	}
+	var changed []uint32
+	for _, mm := range scan.Changed {
+		it, ok := st.Items[mm.UID]
+		if ok && inWin[mm.UID] && (it.Flags != mm.Flags&flagMask || it.Kw != kwHash(categoriesOf(mm.Keywords))) {
+			changed = append(changed, mm.UID)
+		}
+	}
+	slices.Sort(changed)
+	var adds []uint32
+	for i := len(scan.UIDs) - 1; i >= 0; i-- { // newest first
+		if _, ok := st.Items[scan.UIDs[i]]; !ok {
+			adds = append(adds, scan.UIDs[i])
+		}
+	}
+	// The window counts every command (MS-ASCMD 2.2.3.199).
+	room := c.window
+	take := func(l []uint32) []uint32 {
+		n := min(len(l), room)
+		room -= n
+		return l[:n]
+	}
+	allDeletes := len(sent.Deletes) + len(sent.SoftDeletes)
+	sent.Deletes = take(sent.Deletes)
+	sent.SoftDeletes = take(sent.SoftDeletes)
+	sentChanges := take(changed)
+	sentAdds := take(adds)
+	// The byte budget cuts adds further.
+	budget := int64(syncBudget)
+	for i, uid := range sentAdds {
+		size := meta[uid].Size
+		if i > 0 && budget-size < 0 {
+			sentAdds = sentAdds[:i]
+			break
+		}
+		budget -= size
+	}
+	sent.Changes = sentChanges
+	sent.More = len(sent.Deletes)+len(sent.SoftDeletes) < allDeletes || len(sentChanges) < len(changed) || len(sentAdds) < len(adds)
+
+	nst := m.successor()
+	nst.Filter = c.filter
+	nst.UIDValidity = scan.Status.UIDValidity
+	nst.Last = scan.Status
+	if len(sentChanges) == len(changed) {
+		nst.ModSeq = scan.Status.HighestModSeq
+	}
+	nst.Items = make(map[uint32]itemState, len(st.Items)+len(sentAdds))
+	for k, v := range st.Items {
+		nst.Items[k] = v
+	}
+	for _, uid := range sent.Deletes {
+		delete(nst.Items, uid)
+	}
+	for _, uid := range sent.SoftDeletes {
+		delete(nst.Items, uid)
+	}
+	var cmds []*wbxml.Node
+	for _, uid := range sent.Deletes {
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, uid))))
+	}
+	for _, uid := range sent.SoftDeletes {
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncSoftDelete, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, uid))))
+	}
+	for _, uid := range sentChanges {
+		mm := meta[uid]
+		it := nst.Items[uid]
+		it.Flags, it.Kw = mm.Flags&flagMask, kwHash(categoriesOf(mm.Keywords))
+		nst.Items[uid] = it
+		n, err := m.changeNode(ctx, mm)
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, n)
+	}
+	fetched, skipped, err := m.fetchAdds(ctx, sentAdds, func(mm MailMeta, n *wbxml.Node) {
+		nst.Items[mm.UID] = itemState{Flags: mm.Flags & flagMask, Date: mm.Date.Unix(), Kw: kwHash(categoriesOf(mm.Keywords))}
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, mm.UID)), n))
+	})
+	if err != nil {
+		return nil, err
+	}
+	sent.Adds = fetched
+	sent.More = sent.More || skipped
+	nst.Sent = sent
+	if len(cmds) == 0 && !m.dirty && !sent.More {
+		return m.unchangedWith(ctx, nst)
+	}
+	if err := h.putMailState(ctx, s, c.id, nst); err != nil {
+		return nil, err
+	}
+	return h.collResponse(c, nst.key(), syncOK, func(n *wbxml.Node) {
+		if sent.More {
+			n.Append(wbxml.E(wbxml.AirSyncMoreAvailable))
+		}
+		if len(cmds) > 0 {
+			n.Append(wbxml.E(wbxml.AirSyncCommands, cmds...))
+		}
+		m.fillResponses(n)
+	}), nil
+}
+
+// unchanged answers with the same key when nothing changed on either side.
+func (m *mailSync) unchanged(ctx context.Context) (*wbxml.Node, error) {
+	if m.dirty {
+		nst := m.successor()
+		if err := m.h.putMailState(ctx, m.s, m.c.id, nst); err != nil {
+			return nil, err
+		}
+		return m.h.collResponse(m.c, nst.key(), syncOK, m.fillResponses), nil
+	}
+	return m.h.collResponse(m.c, m.c.key, syncOK, m.fillResponses), nil
+}
+
+// unchangedWith keeps the key when there is nothing to send, but stores
+// the fresh counters under it so the next request takes the fast path.
+// The key is the newest (a retry was ruled out), so replacing its data
+// is safe: it describes the same items.
+func (m *mailSync) unchangedWith(ctx context.Context, nst *mailState) (*wbxml.Node, error) {
+	if nst.Last != m.st.Last || nst.ModSeq != m.st.ModSeq || nst.Filter != m.st.Filter || nst.UIDValidity != m.st.UIDValidity {
+		keep := *m.st
+		keep.Last, keep.ModSeq, keep.Filter, keep.UIDValidity = nst.Last, nst.ModSeq, nst.Filter, nst.UIDValidity
+		if err := m.h.putMailState(ctx, m.s, m.c.id, &keep); err != nil {
+			return nil, err
+		}
+	}
+	return m.h.collResponse(m.c, m.c.key, syncOK, m.fillResponses), nil
+}
+
+// agedOut reports whether an item the device holds fell out of the window.
+func (m *mailSync) agedOut(since interface{ Unix() int64 }) bool {
+	if m.c.filter == 0 {
+		return false
+	}
+	s := since.Unix()
+	for _, it := range m.st.Items {
+		if it.Date < s {
+			return true
+		}
+	}
+	return false
+}
+
+// replay answers a retried request with what the first answer carried:
+// the same items under the same ServerIds and the same next key.
+func (m *mailSync) replay(ctx context.Context, next *mailState) (*wbxml.Node, error) {
+	c := m.c
+	var cmds []*wbxml.Node
+	for _, uid := range next.Sent.Deletes {
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, uid))))
+	}
+	for _, uid := range next.Sent.SoftDeletes {
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncSoftDelete, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, uid))))
+	}
+	for _, uid := range next.Sent.Changes {
+		it := next.Items[uid]
+		n, err := m.changeNode(ctx, MailMeta{UID: uid, Flags: it.Flags})
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, n)
+	}
+	if _, _, err := m.fetchAdds(ctx, next.Sent.Adds, func(mm MailMeta, n *wbxml.Node) {
+		cmds = append(cmds, wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, mm.UID)), n))
+	}); err != nil {
+		return nil, err
+	}
+	return m.h.collResponse(c, next.key(), syncOK, func(n *wbxml.Node) {
+		if next.Sent.More {
+			n.Append(wbxml.E(wbxml.AirSyncMoreAvailable))
+		}
+		if len(cmds) > 0 {
+			n.Append(wbxml.E(wbxml.AirSyncCommands, cmds...))
+		}
+		m.fillResponses(n)
+	}), nil
+}
+
+// fetchAdds fetches and converts messages, in the order of uids (newest
+// first), calling add for each that still exists; it returns those. Once
+// the messages fetched exceed the byte budget the rest are skipped (and
+// skipped is true): they go in the next response.
+func (m *mailSync) fetchAdds(ctx context.Context, uids []uint32, add func(MailMeta, *wbxml.Node)) (done []uint32, skipped bool, err error) {
+	if len(uids) == 0 {
+		return nil, false, nil
+	}
+	type got struct {
+		mm MailMeta
+		n  *wbxml.Node
+	}
+	byUID := make(map[uint32]got, len(uids))
+	opts := m.c.opts
+	opts.SpoolMemory = syncSpoolMemory
+	var bytes int64
+	err = m.h.deps.Mail.Fetch(ctx, m.s.Account, m.f.name, uids, func(mm MailMeta, body io.Reader) error {
+		if len(byUID) > 0 && bytes+mm.Size > syncBudget {
+			skipped = true
+			return nil
+		}
+		bytes += mm.Size
+		n, err := m.h.convert(ctx, m.s, m.f, mm, body, opts)
+		if err != nil {
+			return err
+		}
+		byUID[mm.UID] = got{mm, n}
+		return nil
+	})
+	if err != nil {
+		return nil, false, m.folderErr(err)
+	}
+	for _, uid := range uids {
+		if g, ok := byUID[uid]; ok {
+			add(g.mm, g.n)
+			done = append(done, uid)
+		}
+	}
+	return done, skipped, nil
+}
+
+// convert renders one message as ApplicationData; its spooled body is
+// released after the response is written.
+func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm MailMeta, body io.Reader, opts email.Options) (*wbxml.Node, error) {
+	id := serverID(f.ID, mm.UID)
+	opts.FileRef = func(part string) string { return id + ":" + part }
+	meta := email.Meta{
+		Read:       mm.Flags&FlagSeen != 0,
+		Categories: categoriesOf(mm.Keywords),
+		Received:   mm.Date,
+		Size:       mm.Size,
+		Answered:   mm.Flags&FlagAnswered != 0,
+		Forwarded:  mm.Flags&FlagForwarded != 0,
+	}
+	fl, err := h.flagOf(ctx, s, f, mm)
+	if err != nil {
+		return nil, err
+	}
+	meta.Flag = fl
+	it, err := email.Convert(body, meta, opts)
+	if err != nil {
+		return nil, fmt.Errorf("converting message %s: %w", id, err)
+	}
+	s.OnDone(func() { it.Close() })
+	return it.Node, nil
+}
+
+// changeNode is a Change of a message's flags and categories.
+func (m *mailSync) changeNode(ctx context.Context, mm MailMeta) (*wbxml.Node, error) {
+	app := wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, boolText(mm.Flags&FlagSeen != 0)))
+	fl, err := m.h.flagOf(ctx, m.s, m.f, mm)
+	if err != nil {
+		return nil, err
+	}
+	app.Append(email.FlagNode(fl))
+	if versionAtLeast(m.c.opts.Version, "14.0") {
+		cats := wbxml.E(wbxml.EmailCategories)
+		for _, k := range categoriesOf(mm.Keywords) {
+			cats.Append(wbxml.T(wbxml.EmailCategory, k))
+		}
+		app.Append(cats)
+	}
+	return wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, serverID(m.c.id, mm.UID)), app), nil
+}
+
+func boolText(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// fillResponses appends the Responses element, if any.
+func (m *mailSync) fillResponses(n *wbxml.Node) {
+	if len(m.responses) > 0 {
+		n.Append(wbxml.E(wbxml.AirSyncResponses, m.responses...))
+	}
+}
+
+// folderErr maps a backend error on this collection's folder.
+func (m *mailSync) folderErr(err error) error {
+	if errors.Is(err, ErrMailFolderGone) {
+		// The folder vanished upstream: the client must FolderSync.
+		return &Error{Status: syncHierarchyChange, Err: err}
+	}
+	return mailError(err)
+}
+
+// flagKey is the per-user setting holding a message's follow-up flag
+// details (dates, completion), which IMAP flags cannot carry.
+func flagKey(f *folderView, uid uint32) string {
+	return "mailflag/" + f.name + "/" + strconv.FormatUint(uint64(uid), 10)
+}
+
+// flagOf returns the follow-up flag of a message: \Flagged is an active
+// flag, with the dates the device set if we stored them; a flag marked
+// complete is kept in the store only.
+func (h *Handler) flagOf(ctx context.Context, s *Session, f *folderView, mm MailMeta) (*email.Flag, error) {
+	raw, err := h.deps.Store.UserSetting(ctx, s.User.ID, flagKey(f, mm.UID))
+	var stored *email.Flag
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		stored = new(email.Flag)
+		if json.Unmarshal(raw, stored) != nil || stored.Status == 0 {
+			stored = nil
+		}
+	}
+	if mm.Flags&FlagFlagged != 0 {
+		if stored != nil && stored.Status == 2 {
+			return stored, nil
+		}
+		return &email.Flag{Status: 2, Type: "Flag for follow up"}, nil
+	}
+	if stored != nil && stored.Status == 1 {
+		return stored, nil
+	}
+	return nil, nil
+}
+
+// Categories are IMAP keywords (RFC 9051 2.3.2). A category that is not a
+// valid atom (spaces, non-ASCII) is stored as "$cat_" + base32 of its
+// UTF-8; other keywords starting with '$' are the server's or other
+// clients' (e.g. $Forwarded, $Junk) and are not categories.
+const catPrefix = "$cat_"
+
+var catEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func categoriesOf(kw []string) []string {
+	var out []string
+	for _, k := range kw {
+		switch {
+		case strings.HasPrefix(k, catPrefix):
+			b, err := catEnc.DecodeString(strings.ToUpper(k[len(catPrefix):]))
+			if err == nil {
+				out = append(out, string(b))
+			}
+		case strings.HasPrefix(k, "$"), strings.HasPrefix(k, "\\"):
+		default:
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return cmp.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return out
+}
+
+func keywordOf(cat string) string {
+	atom := cat != ""
+	for _, r := range cat {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`(){%*"\]$`, r) {
+			atom = false
+			break
+		}
+	}
+	if atom {
+		return cat
+	}
+	return catPrefix + catEnc.EncodeToString([]byte(cat))
+}
