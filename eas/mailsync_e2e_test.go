@@ -327,3 +327,47 @@ func TestMailSyncIMAPCut(t *testing.T) {
 		t.Errorf("after the retry: %d items, want 20", len(items))
 	}
 }
+
+// TestMailAndroid121Session replays what an older Android Exchange engine
+// does on 12.1: GetItemEstimate (12.1 form) before the first Sync, Class
+// in the collection, HTML bodies truncated, then GetAttachment. A message
+// with broken MIME and an unknown charset still syncs.
+func TestMailAndroid121Session(t *testing.T) {
+	e := newMailEnv(t)
+	raw, att := attachmentMessage(5000)
+	e.dc.Deliver(t, "alice", "", raw)
+	e.dc.Deliver(t, "alice", "", []byte("From: broken@example.test\r\nSubject: =?x-unknown?B?SGVsbG8=?=\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=x-unknown\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64\r\n"))
+	ctx := context.Background()
+	c := e.phone("alice", "androidc1234", "Android", "12.1")
+	fs, _ := folders(t, c)
+	inbox := fs["Inbox"].ServerID
+	est, err := c.GetItemEstimate(ctx, []client.EstimateRequest{{CollectionID: inbox, SyncKey: "0", Class: "Email", FilterType: "0"}})
+	if err != nil || len(est) != 1 || est[0].Estimate != 2 {
+		t.Fatalf("12.1 estimate %+v, %v; want 2", est, err)
+	}
+	items, _ := syncAll(t, c, inbox, client.SyncOptions{Class: "Email", FilterType: "0", BodyPreferences: []client.BodyPreference{{Type: 2, TruncationSize: 200000}}})
+	if len(items) != 2 {
+		t.Fatalf("%d items, want 2", len(items))
+	}
+	var ref string
+	var broken bool
+	for _, it := range items {
+		if it.ApplicationData.ChildText(wbxml.EmailFrom) == "broken@example.test" {
+			broken = true
+		}
+		for a := range it.ApplicationData.Child(wbxml.AirSyncBaseAttachments).Each(wbxml.AirSyncBaseAttachment) {
+			if a.ChildText(wbxml.AirSyncBaseDisplayName) == "data.bin" {
+				ref = a.ChildText(wbxml.AirSyncBaseFileReference)
+			}
+		}
+		if it.ApplicationData.Child(wbxml.Email2ConversationId) != nil {
+			t.Errorf("12.1 item carries a 14.0 element: %v", it.ApplicationData)
+		}
+	}
+	if !broken {
+		t.Errorf("the broken message did not sync")
+	}
+	if _, data, err := c.GetAttachment(ctx, ref); err != nil || string(data) != string(att) {
+		t.Errorf("GetAttachment: %d bytes, %v", len(data), err)
+	}
+}
