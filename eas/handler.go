@@ -156,8 +156,15 @@ type Session struct {
 	// request only).
 	Account MailAccount
 
-	done []func() // run after the response is written
+	done       []func()                      // run after the response is written
+	beforeSend []func(context.Context) error // run once the response is encoded, before it is sent
 }
+
+// BeforeSend registers f to run after the response was encoded and before
+// it is sent: sync state that the response reports is saved there, so a
+// response that fails to build leaves the state as it was. An error from
+// f is answered instead of the response.
+func (s *Session) BeforeSend(f func(context.Context) error) { s.beforeSend = append(s.beforeSend, f) }
 
 // OnDone registers f to run once the response has been written (releasing
 // spooled bodies the response streams from).
@@ -344,7 +351,24 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, req, cmd.tag, err)
 		return
 	}
-	writeWBXML(w, resp, log)
+	// The response is encoded in full (generated parts fetch from the
+	// backend now) before the state it reports is saved, and saved before
+	// a byte is sent: a failure on the way leaves the previous state.
+	var sp *spool.Spool
+	if resp != nil {
+		if sp, err = encodeResponse(resp); err != nil {
+			h.writeError(w, r, req, cmd.tag, err)
+			return
+		}
+		defer sp.Close()
+	}
+	for _, f := range s.beforeSend {
+		if err := f(ctx); err != nil {
+			h.writeError(w, r, req, cmd.tag, err)
+			return
+		}
+	}
+	sendWBXML(w, sp, log)
 	h.observe(req, "ok")
 }
 
@@ -399,21 +423,40 @@ func bodyError(err error) error {
 	return &Error{Status: StatusInvalidWBXML, HTTP: http.StatusBadRequest, Err: err}
 }
 
-// writeWBXML encodes resp; nil is an empty 200 (MS-ASHTTP 2.2.2: no body,
-// no Content-Type). The document is spooled (memory, then a temporary
-// file) so that it goes out with a Content-Length, and a large body costs
-// bounded memory.
+// writeWBXML encodes and sends resp; nil is an empty 200.
 func writeWBXML(w http.ResponseWriter, resp *wbxml.Node, log *slog.Logger) {
 	if resp == nil {
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
+		sendWBXML(w, nil, log)
 		return
 	}
-	sp := spool.New(0)
-	defer sp.Close()
-	if err := wbxml.Encode(sp, resp); err != nil {
+	sp, err := encodeResponse(resp)
+	if err != nil {
 		log.Error("encoding response", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	defer sp.Close()
+	sendWBXML(w, sp, log)
+}
+
+// encodeResponse encodes a document into a spool (memory, then a
+// temporary file), so that it goes out with a Content-Length and a large
+// body costs bounded memory.
+func encodeResponse(resp *wbxml.Node) (*spool.Spool, error) {
+	sp := spool.New(0)
+	if err := wbxml.Encode(sp, resp); err != nil {
+		sp.Close()
+		return nil, err
+	}
+	return sp, nil
+}
+
+// sendWBXML sends an encoded document; nil is an empty 200 (MS-ASHTTP
+// 2.2.2: no body, no Content-Type).
+func sendWBXML(w http.ResponseWriter, sp *spool.Spool, log *slog.Logger) {
+	if sp == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.ms-sync.wbxml")
@@ -543,10 +586,17 @@ func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua str
 	} else if err != nil {
 		return d, err
 	}
-	d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.ProtocolVersion = u.ID, req.DeviceID, req.DeviceType, ua, req.Version
-	d, err = h.deps.Store.TouchDevice(ctx, d)
-	if err != nil {
-		return d, err
+	// A device seen within the last minute with the same identity is not
+	// written again: LastSeen is kept to the minute, and a busy phone
+	// costs no store write per request.
+	fresh := d.ID != 0 && d.DeviceType == req.DeviceType && d.UserAgent == ua && d.ProtocolVersion == req.Version &&
+		h.deps.Now().Sub(d.LastSeen) < time.Minute
+	if !fresh {
+		d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.ProtocolVersion = u.ID, req.DeviceID, req.DeviceType, ua, req.Version
+		d, err = h.deps.Store.TouchDevice(ctx, d)
+		if err != nil {
+			return d, err
+		}
 	}
 	switch {
 	case d.Access == store.DeviceBlocked:

@@ -163,7 +163,7 @@ func (h *Handler) itemFetch(ctx context.Context, s *Session, hr *hierarchy, op *
 	}
 	var app *wbxml.Node
 	err := h.deps.Mail.Fetch(ctx, s.Account, f.name, []uint32{uid}, func(mm MailMeta, body io.Reader) error {
-		n, err := h.convert(ctx, s, f, mm, body, opts)
+		n, err := h.convertNode(ctx, s, f, mm, body, opts)
 		app = n
 		return err
 	})

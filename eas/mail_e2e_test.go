@@ -28,7 +28,7 @@ import (
 // mailEnv is easd with the IMAP bridge over a real Dovecot, served on
 // loopback, with phones driven by the project's EAS client.
 type mailEnv struct {
-	t     *testing.T
+	t     testing.TB
 	dc    *testenv.DovecotServer
 	st    *sqlite.Store
 	srv   *httptest.Server
@@ -56,7 +56,7 @@ func (s *syncBuffer) String() string {
 
 var mailUsers = map[string]string{"alice": "alice-pw", "bob": "bob-pw"}
 
-func newMailEnv(t *testing.T) *mailEnv {
+func newMailEnv(t testing.TB) *mailEnv {
 	t.Helper()
 	e := &mailEnv{t: t, dc: testenv.Dovecot(t, mailUsers), logs: &syncBuffer{}}
 	st, err := sqlite.Open(context.Background(), testenv.SQLitePath(t), sqlite.Options{Migrate: true})
@@ -122,7 +122,7 @@ func message(i int, subject, body string) []byte {
 }
 
 // folders runs FolderSync 0 and returns the folders by display name.
-func folders(t *testing.T, c *client.Client) (map[string]client.Folder, string) {
+func folders(t testing.TB, c *client.Client) (map[string]client.Folder, string) {
 	t.Helper()
 	fc, err := c.FolderSync(context.Background(), "0")
 	if err != nil {
@@ -257,7 +257,7 @@ func (p *cutProxy) setDown(down bool) {
 	p.mu.Unlock()
 }
 
-func newCutProxy(t *testing.T, upstream string) *cutProxy {
+func newCutProxy(t testing.TB, upstream string) *cutProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func (p *cutProxy) count() int {
 }
 
 // appendMsg appends raw to folder with flags and a date, returning its UID.
-func appendMsg(t *testing.T, c *imapclient.Client, folder string, raw []byte, date time.Time, flags ...imap.Flag) imap.UID {
+func appendMsg(t testing.TB, c *imapclient.Client, folder string, raw []byte, date time.Time, flags ...imap.Flag) imap.UID {
 	t.Helper()
 	cmd := c.Append(folder, int64(len(raw)), &imap.AppendOptions{Flags: flags, Time: date})
 	if _, err := cmd.Write(raw); err != nil {

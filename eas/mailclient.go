@@ -149,7 +149,7 @@ func (m *mailSync) clientFetch(ctx context.Context, id string) error {
 	}
 	var node *wbxml.Node
 	err := m.h.deps.Mail.Fetch(ctx, m.s.Account, m.f.name, []uint32{uid}, func(mm MailMeta, body io.Reader) error {
-		n, err := m.h.convert(ctx, m.s, m.f, mm, body, m.c.opts)
+		n, err := m.h.convertNode(ctx, m.s, m.f, mm, body, m.c.opts)
 		node = n
 		return err
 	})

@@ -19,12 +19,13 @@ import (
 
 // mailSync is one email collection of one Sync request.
 type mailSync struct {
-	h  *Handler
-	s  *Session
-	hr *hierarchy
-	f  *folderView
-	c  *collReq
-	st *mailState
+	ctx context.Context // of the request, for work done while encoding
+	h   *Handler
+	s   *Session
+	hr  *hierarchy
+	f   *folderView
+	c   *collReq
+	st  *mailState
 
 	responses []*wbxml.Node // Responses > Change/Fetch
 	dirty     bool          // client commands changed st
@@ -225,31 +226,34 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 		}
 		cmds = append(cmds, n)
 	}
-	fetched, skipped, err := m.fetchAdds(ctx, sentAdds, func(mm MailMeta, n *wbxml.Node) {
-		nst.Items[mm.UID] = itemState{Flags: mm.Flags & flagMask, Date: mm.Date.Unix(), Kw: kwHash(categoriesOf(mm.Keywords))}
-		cmds = append(cmds, wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, mm.UID)), n))
-	})
-	if err != nil {
-		return nil, err
-	}
-	sent.Adds = fetched
-	sent.More = sent.More || skipped
-	nst.Sent = sent
-	if len(cmds) == 0 && !m.dirty && !sent.More {
+	if len(cmds) == 0 && len(sentAdds) == 0 && !m.dirty && !sent.More {
 		return m.unchangedWith(ctx, nst)
 	}
-	if err := h.putMailState(ctx, s, c.id, nst); err != nil {
-		return nil, err
-	}
+	// Adds are fetched and encoded one by one while the response is
+	// encoded; the state, which records the ones that really went out, is
+	// saved before the response is sent.
+	gen := m.commands(cmds, sentAdds, &sent, func(mm MailMeta) {
+		nst.Items[mm.UID] = itemState{Flags: mm.Flags & flagMask, Date: mm.Date.Unix(), Kw: kwHash(categoriesOf(mm.Keywords))}
+	})
+	s.BeforeSend(func(ctx context.Context) error {
+		nst.Sent = sent
+		return h.putMailState(ctx, s, c.id, nst)
+	})
 	return h.collResponse(c, nst.key(), syncOK, func(n *wbxml.Node) {
-		if sent.More {
-			n.Append(wbxml.E(wbxml.AirSyncMoreAvailable))
-		}
-		if len(cmds) > 0 {
-			n.Append(wbxml.E(wbxml.AirSyncCommands, cmds...))
-		}
 		m.fillResponses(n)
+		n.Append(gen, moreAvailable(&sent.More))
 	}), nil
+}
+
+// moreAvailable is a fragment writing MoreAvailable (after Commands, as
+// in MS-ASCMD 4.5.8) if *more is set once the commands were generated.
+func moreAvailable(more *bool) *wbxml.Node {
+	return &wbxml.Node{Gen: func(e *wbxml.Encoder) error {
+		if *more {
+			return e.EmptyElement(wbxml.AirSyncMoreAvailable)
+		}
+		return nil
+	}}
 }
 
 // unchanged answers with the same key when nothing changed on either side.
@@ -312,66 +316,79 @@ func (m *mailSync) replay(ctx context.Context, next *mailState) (*wbxml.Node, er
 		}
 		cmds = append(cmds, n)
 	}
-	if _, _, err := m.fetchAdds(ctx, next.Sent.Adds, func(mm MailMeta, n *wbxml.Node) {
-		cmds = append(cmds, wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, mm.UID)), n))
-	}); err != nil {
-		return nil, err
-	}
+	sent := sentItems{More: next.Sent.More}
+	gen := m.commands(cmds, next.Sent.Adds, &sent, func(MailMeta) {})
+	more := next.Sent.More
 	return m.h.collResponse(c, next.key(), syncOK, func(n *wbxml.Node) {
-		if next.Sent.More {
-			n.Append(wbxml.E(wbxml.AirSyncMoreAvailable))
-		}
-		if len(cmds) > 0 {
-			n.Append(wbxml.E(wbxml.AirSyncCommands, cmds...))
-		}
 		m.fillResponses(n)
+		n.Append(gen, moreAvailable(&more))
 	}), nil
 }
 
-// fetchAdds fetches and converts messages, in the order of uids (newest
-// first), calling add for each that still exists; it returns those. Once
-// the messages fetched exceed the byte budget the rest are skipped (and
-// skipped is true): they go in the next response.
-func (m *mailSync) fetchAdds(ctx context.Context, uids []uint32, add func(MailMeta, *wbxml.Node)) (done []uint32, skipped bool, err error) {
-	if len(uids) == 0 {
-		return nil, false, nil
-	}
-	type got struct {
-		mm MailMeta
-		n  *wbxml.Node
-	}
-	byUID := make(map[uint32]got, len(uids))
-	opts := m.c.opts
-	opts.SpoolMemory = syncSpoolMemory
-	var bytes int64
-	err = m.h.deps.Mail.Fetch(ctx, m.s.Account, m.f.name, uids, func(mm MailMeta, body io.Reader) error {
-		if len(byUID) > 0 && bytes+mm.Size > syncBudget {
-			skipped = true
-			return nil
+// commands is a fragment writing Commands: the prebuilt cmds, then an
+// Add for each of adds fetched from the mailbox, converted and encoded one
+// at a time (a message's spooled body is released as soon as it is
+// written). Messages that vanished are left out; once the messages
+// written exceed the byte budget the rest are left for the next response
+// (sent.More). sent.Adds records what was written, added is told about
+// each. No Commands element is written when it would be empty.
+func (m *mailSync) commands(cmds []*wbxml.Node, adds []uint32, sent *sentItems, added func(MailMeta)) *wbxml.Node {
+	return &wbxml.Node{Gen: func(e *wbxml.Encoder) error {
+		open := false
+		start := func() error {
+			if open {
+				return nil
+			}
+			open = true
+			return e.StartElement(wbxml.AirSyncCommands)
 		}
-		bytes += mm.Size
-		n, err := m.h.convert(ctx, m.s, m.f, mm, body, opts)
-		if err != nil {
-			return err
+		for _, n := range cmds {
+			if err := start(); err != nil {
+				return err
+			}
+			if err := e.EncodeElement(n); err != nil {
+				return err
+			}
 		}
-		byUID[mm.UID] = got{mm, n}
+		if len(adds) > 0 {
+			opts := m.c.opts
+			opts.SpoolMemory = syncSpoolMemory
+			var bytes int64
+			err := m.h.deps.Mail.Fetch(m.ctx, m.s.Account, m.f.name, adds, func(mm MailMeta, body io.Reader) error {
+				if len(sent.Adds) > 0 && bytes+mm.Size > syncBudget {
+					sent.More = true
+					return nil
+				}
+				bytes += mm.Size
+				it, err := m.h.convert(m.ctx, m.s, m.f, mm, body, opts)
+				if err != nil {
+					return err
+				}
+				defer it.Close()
+				if err := start(); err != nil {
+					return err
+				}
+				if err := e.EncodeElement(wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(m.c.id, mm.UID)), it.Node)); err != nil {
+					return err
+				}
+				sent.Adds = append(sent.Adds, mm.UID)
+				added(mm)
+				return nil
+			})
+			if err != nil {
+				return m.folderErr(err)
+			}
+		}
+		if open {
+			return e.EndElement()
+		}
 		return nil
-	})
-	if err != nil {
-		return nil, false, m.folderErr(err)
-	}
-	for _, uid := range uids {
-		if g, ok := byUID[uid]; ok {
-			add(g.mm, g.n)
-			done = append(done, uid)
-		}
-	}
-	return done, skipped, nil
+	}}
 }
 
-// convert renders one message as ApplicationData; its spooled body is
-// released after the response is written.
-func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm MailMeta, body io.Reader, opts email.Options) (*wbxml.Node, error) {
+// convert renders one message as ApplicationData (it.Node); the caller
+// closes the item once its Node is encoded.
+func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm MailMeta, body io.Reader, opts email.Options) (*email.Item, error) {
 	id := serverID(f.ID, mm.UID)
 	opts.FileRef = func(part string) string { return id + ":" + part }
 	meta := email.Meta{
@@ -390,6 +407,16 @@ func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm Mai
 	it, err := email.Convert(body, meta, opts)
 	if err != nil {
 		return nil, fmt.Errorf("converting message %s: %w", id, err)
+	}
+	return it, nil
+}
+
+// convertNode is convert for a response built as a tree: the item is
+// closed after the response is written.
+func (h *Handler) convertNode(ctx context.Context, s *Session, f *folderView, mm MailMeta, body io.Reader, opts email.Options) (*wbxml.Node, error) {
+	it, err := h.convert(ctx, s, f, mm, body, opts)
+	if err != nil {
+		return nil, err
 	}
 	s.OnDone(func() { it.Close() })
 	return it.Node, nil

@@ -17,7 +17,7 @@ import (
 
 // syncAll runs a phone's initial sync of a folder and returns the items by
 // ServerId, failing on a duplicate.
-func syncAll(t *testing.T, c *client.Client, coll string, opts client.SyncOptions) (map[string]client.SyncItem, string) {
+func syncAll(t testing.TB, c *client.Client, coll string, opts client.SyncOptions) (map[string]client.SyncItem, string) {
 	t.Helper()
 	items := map[string]client.SyncItem{}
 	key, err := c.SyncAll(context.Background(), coll, opts, func(r *client.SyncCollectionResponse) error {
@@ -39,7 +39,7 @@ func syncAll(t *testing.T, c *client.Client, coll string, opts client.SyncOption
 }
 
 // syncOnce sends one Sync of one collection and checks its status.
-func syncOnce(t *testing.T, c *client.Client, sc client.SyncCollection) *client.SyncCollectionResponse {
+func syncOnce(t testing.TB, c *client.Client, sc client.SyncCollection) *client.SyncCollectionResponse {
 	t.Helper()
 	resp, err := c.Sync(context.Background(), client.SyncRequest{Collections: []client.SyncCollection{sc}})
 	if err != nil {

@@ -34,9 +34,9 @@ const (
 // message is always sent.
 const syncBudget = 32 << 20
 
-// syncSpoolMemory is the RAM kept per spooled MIME body in a Sync
-// response; the rest goes to a temporary file.
-const syncSpoolMemory = 32 << 10
+// syncSpoolMemory is the RAM a MIME body may take while its message is
+// converted and encoded (one at a time); beyond it, a temporary file.
+const syncSpoolMemory = 1 << 20
 
 // collReq is one Collection of a Sync request.
 type collReq struct {
@@ -215,7 +215,7 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 		// The Outbox and folders that hold no messages: always empty.
 		return h.collResponse(c, c.key, syncOK, nil), nil
 	}
-	ms := &mailSync{h: h, s: s, hr: hr, f: f, c: c, st: st}
+	ms := &mailSync{ctx: ctx, h: h, s: s, hr: hr, f: f, c: c, st: st}
 	return ms.run(ctx)
 }
 

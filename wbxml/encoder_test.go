@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -214,5 +215,40 @@ func TestTextStream(t *testing.T) {
 	}
 	if got, want := n.ChildText(wbxml.AirSyncBaseData), strings.ReplaceAll(big, "\x00", ""); got != want {
 		t.Errorf("streamed text: got %d bytes, want %d", len(got), len(want))
+	}
+}
+
+func TestGen(t *testing.T) {
+	boom := errors.New("backend down")
+	items := 0
+	doc := wbxml.E(wbxml.AirSyncSync,
+		&wbxml.Node{Tag: wbxml.AirSyncCommands, Children: []*wbxml.Node{wbxml.T(wbxml.AirSyncServerId, "first")}, Gen: func(e *wbxml.Encoder) error {
+			for i := range 3 {
+				items++
+				if err := e.EncodeElement(wbxml.T(wbxml.AirSyncServerId, strconv.Itoa(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		&wbxml.Node{Gen: func(e *wbxml.Encoder) error { return e.EmptyElement(wbxml.AirSyncMoreAvailable) }})
+	var buf bytes.Buffer
+	if err := wbxml.Encode(&buf, doc); err != nil {
+		t.Fatal(err)
+	}
+	n, err := wbxml.DecodeBytes(buf.Bytes(), wbxml.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for c := range n.Child(wbxml.AirSyncCommands).Each(wbxml.AirSyncServerId) {
+		got = append(got, c.Text())
+	}
+	if strings.Join(got, ",") != "first,0,1,2" || n.Child(wbxml.AirSyncMoreAvailable) == nil {
+		t.Errorf("generated document %v", n)
+	}
+	err = wbxml.Encode(io.Discard, wbxml.E(wbxml.AirSyncSync, &wbxml.Node{Tag: wbxml.AirSyncCommands, Gen: func(*wbxml.Encoder) error { return boom }}))
+	if !errors.Is(err, boom) {
+		t.Errorf("Gen error = %v, want it returned as is", err)
 	}
 }

@@ -31,6 +31,14 @@ type Node struct {
 	// copied from it instead of Value, dropping NUL bytes (large bodies
 	// whose length is not known in advance). Decoding never sets it.
 	TextStream io.Reader
+	// Gen, if non-nil, produces the element's children while the tree is
+	// encoded, by calling the Encoder (e.g. EncodeElement for each item
+	// fetched from a backend), so a large document never exists whole in
+	// memory. Children and Gen may be combined: Children come first. A
+	// node with Tag 0 and Gen is a fragment: Gen's output is written in
+	// its place, without an element of its own. An error from Gen stops
+	// the encoding and is returned as is.
+	Gen func(e *Encoder) error
 }
 
 // OpaqueStream is an OPAQUE value of N bytes to be copied from R by Encode.
@@ -342,7 +350,14 @@ func (e *Encoder) EncodeElement(n *Node) error {
 	if n == nil {
 		return e.fail(errors.New("wbxml: nil node"))
 	}
-	if n.Stream == nil && n.TextStream == nil && len(n.Children) == 0 && len(n.Value) == 0 && !n.Opaque {
+	if n.Tag == 0 && n.Gen != nil {
+		if err := n.Gen(e); err != nil {
+			e.fail(err)
+			return err
+		}
+		return nil
+	}
+	if n.Stream == nil && n.TextStream == nil && n.Gen == nil && len(n.Children) == 0 && len(n.Value) == 0 && !n.Opaque {
 		return e.EmptyElement(n.Tag)
 	}
 	if err := e.StartElement(n.Tag); err != nil {
@@ -368,6 +383,12 @@ func (e *Encoder) EncodeElement(n *Node) error {
 	}
 	for _, c := range n.Children {
 		if err := e.EncodeElement(c); err != nil {
+			return err
+		}
+	}
+	if n.Gen != nil {
+		if err := n.Gen(e); err != nil {
+			e.fail(err)
 			return err
 		}
 	}
