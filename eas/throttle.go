@@ -46,12 +46,14 @@ func (t *throttle) begin(keys ...string) time.Duration {
 	for _, k := range keys {
 		f := t.get(k, now)
 		if f.n+f.pending >= t.max {
-			if left := f.since.Add(t.window).Sub(now); left > wait {
-				wait = left
+			// Failures lock the key for the rest of the window; checks
+			// still in flight (many phones behind one NAT logging in at
+			// once) only for a moment.
+			left := time.Second
+			if f.n >= t.max {
+				left = max(f.since.Add(t.window).Sub(now), time.Second)
 			}
-			if wait <= 0 {
-				wait = time.Second // only checks in flight hold it: retry soon
-			}
+			wait = max(wait, left)
 		}
 	}
 	if wait > 0 {

@@ -3,6 +3,7 @@ package eas
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -114,5 +115,26 @@ func TestLoginThrottleAcrossForms(t *testing.T) {
 	}
 	if ra := r.header.Get("Retry-After"); ra == "" || ra == "30" {
 		t.Errorf("Retry-After %q, want the real remaining wait (60s)", ra)
+	}
+}
+
+// TestThrottleInFlightOnly: logins in flight alone hold a key for a
+// moment, never for the window (phones behind one NAT logging in at once).
+func TestThrottleInFlightOnly(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := newThrottle(3, 15*time.Minute, func() time.Time { return now })
+	for i := range 3 {
+		if w := th.begin(userKey("u"+strconv.Itoa(i)), "a:10.0.0.1"); w != 0 {
+			t.Fatalf("login %d waited %v", i, w)
+		}
+	}
+	if w := th.begin("u:other", "a:10.0.0.1"); w != time.Second {
+		t.Errorf("with 3 logins in flight from the address: wait %v, want 1s", w)
+	}
+	for i := range 3 {
+		th.end(false, userKey("u"+strconv.Itoa(i)), "a:10.0.0.1")
+	}
+	if w := th.begin("u:other", "a:10.0.0.1"); w != 0 {
+		t.Errorf("after they succeeded: wait %v", w)
 	}
 }
