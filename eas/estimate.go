@@ -48,7 +48,10 @@ func (h *Handler) getItemEstimate(ctx context.Context, s *Session, body *wbxml.N
 				filterText = f
 			}
 		}
-		filter, _ := strconv.Atoi(filterText)
+		filter := -1 // none given: the collection's own (from its state)
+		if filterText != "" {
+			filter, _ = strconv.Atoi(filterText)
+		}
 		status, n, err := h.estimate(ctx, s, hr, id, key, filter)
 		if err != nil {
 			return nil, err
@@ -83,6 +86,9 @@ func (h *Handler) estimate(ctx context.Context, s *Session, hr *hierarchy, id, k
 		if st == nil {
 			return estimateInvalidSyncKey, 0, nil
 		}
+	}
+	if filter < 0 {
+		filter = st.Filter
 	}
 	if f.name == "" || f.noSelect {
 		return estimateOK, 0, nil

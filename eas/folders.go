@@ -198,6 +198,11 @@ func (h *Handler) hierarchy(ctx context.Context, s *Session) (*hierarchy, error)
 	if err != nil {
 		return nil, mailError(err)
 	}
+	// The map is read, changed and written under the user's lock: ids
+	// are handed out once (within this process; several instances on
+	// one database may race, see docs/architecture.md).
+	unlock := h.locks.lock(-s.User.ID, []string{folderMapKey})
+	defer unlock()
 	m, raw, err := h.loadFolderMap(ctx, s)
 	if err != nil {
 		return nil, err
@@ -227,6 +232,36 @@ func (h *Handler) hierarchy(ctx context.Context, s *Session) (*hierarchy, error)
 		}
 	}
 	return m.hierarchy(), nil
+}
+
+// renameInMap renames a folder and its subfolders in the user's folder
+// map, as a rename made through easd did upstream.
+func (h *Handler) renameInMap(ctx context.Context, s *Session, from, to string, delim rune) error {
+	unlock := h.locks.lock(-s.User.ID, []string{folderMapKey})
+	defer unlock()
+	m, _, err := h.loadFolderMap(ctx, s)
+	if err != nil {
+		return err
+	}
+	prefix := from + string(delim)
+	for i, e := range m.Entries {
+		switch {
+		case e.Name == from:
+			m.Entries[i].Name = to
+		case delim != 0 && strings.HasPrefix(e.Name, prefix):
+			m.Entries[i].Name = to + string(delim) + e.Name[len(prefix):]
+		default:
+			continue
+		}
+		if p := m.Entries[i].Parent; p == from || (delim != 0 && strings.HasPrefix(p, prefix)) {
+			m.Entries[i].Parent = to + p[len(from):]
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return h.deps.Store.PutUserSetting(ctx, s.User.ID, folderMapKey, b)
 }
 
 // knownHierarchy is the hierarchy as last listed, without asking the

@@ -51,6 +51,8 @@ func (h *Handler) folderSync(ctx context.Context, s *Session, body *wbxml.Node) 
 		return folderStatus(wbxml.FolderHierarchyFolderSync, folderBadRequest), nil
 	}
 	key := keyNode.Text()
+	unlock := h.locks.lock(s.Device.ID, []string{""})
+	defer unlock()
 	var st *folderState
 	if key == "0" {
 		if err := h.deps.Store.DeleteSyncStates(ctx, s.Device.ID, "*"); err != nil {
@@ -90,7 +92,7 @@ func (h *Handler) folderSyncResponse(key string, adds, updates []folderView, del
 	for _, tv := range []struct {
 		tag   wbxml.Tag
 		views []folderView
-	}{{wbxml.FolderHierarchyUpdate, updates}, {wbxml.FolderHierarchyAdd, adds}} {
+	}{{wbxml.FolderHierarchyAdd, adds}, {wbxml.FolderHierarchyUpdate, updates}} {
 		for _, v := range tv.views {
 			changes.Append(wbxml.E(tv.tag,
 				wbxml.T(wbxml.FolderHierarchyServerId, v.ID),
@@ -112,6 +114,8 @@ func (h *Handler) folderSyncResponse(key string, adds, updates []folderView, del
 func (h *Handler) folderOp(ctx context.Context, s *Session, body *wbxml.Node, top wbxml.Tag,
 	op func(hr *hierarchy) (status int, err error)) (*wbxml.Node, error) {
 	key := body.ChildText(wbxml.FolderHierarchySyncKey)
+	unlock := h.locks.lock(s.Device.ID, []string{""})
+	defer unlock()
 	st, err := h.loadFolderState(ctx, s, key)
 	if err != nil {
 		return nil, err
@@ -227,7 +231,12 @@ func (h *Handler) folderUpdate(ctx context.Context, s *Session, body *wbxml.Node
 		case hr.byName[name] != nil:
 			return folderExists, nil
 		}
-		return folderOK, h.deps.Mail.RenameFolder(ctx, s.Account, v.name, name)
+		if err := h.deps.Mail.RenameFolder(ctx, s.Account, v.name, name); err != nil {
+			return 0, err
+		}
+		// Keep the ids of the folder and its subfolders whether or not the
+		// server keeps UIDVALIDITY across the rename.
+		return folderOK, h.renameInMap(ctx, s, v.name, name, v.delim)
 	})
 }
 

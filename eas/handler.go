@@ -178,6 +178,7 @@ type Handler struct {
 	throttle   *throttle
 	policyHash string
 	busy       chan struct{} // one token per running command; nil when unbounded
+	locks      keyLocks      // per (device, collection) sync state
 	checks     chan struct{} // one token per password check running
 }
 

@@ -244,7 +244,10 @@ func (h *Handler) fetchAttachment(ctx context.Context, s *Session, hr *hierarchy
 		}
 		last = min(last, total-1)
 		n = max(last-first+1, 0)
-		src = io.NewSectionReader(readerAt(sp), first, n)
+		if _, err := io.CopyN(io.Discard, src, first); err != nil {
+			return nil, err
+		}
+		src = io.LimitReader(src, n)
 		props.Append(wbxml.T(wbxml.ItemOperationsRange, fmt.Sprintf("%d-%d", first, max(last, first))), wbxml.T(wbxml.ItemOperationsTotal, strconv.FormatInt(total, 10)))
 	}
 	if res.multipart {
@@ -273,30 +276,6 @@ func (h *Handler) fetchAttachment(ctx context.Context, s *Session, hr *hierarchy
 		props.Append(wbxml.TStream(wbxml.ItemOperationsData, pr))
 	}
 	return fetchStatus(itemOpsOK, idNode).Append(props), nil
-}
-
-// readerAt gives random access to a spool for ranges.
-func readerAt(sp *spool.Spool) io.ReaderAt {
-	return readerAtFunc(func(p []byte, off int64) (int, error) {
-		r, err := sp.Reader()
-		if err != nil {
-			return 0, err
-		}
-		if _, err := io.CopyN(io.Discard, r, off); err != nil {
-			return 0, err
-		}
-		return io.ReadFull(r, p)
-	})
-}
-
-type readerAtFunc func(p []byte, off int64) (int, error)
-
-func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) {
-	n, err := f(p, off)
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
-	}
-	return n, err
 }
 
 // emptyFolder runs EmptyFolderContents (MS-ASCMD 2.2.3.56): every

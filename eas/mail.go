@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/easd/easd/store"
@@ -141,7 +142,16 @@ type FlagChange struct {
 	Flagged   *bool
 	Answered  *bool
 	Forwarded *bool
-	// Keywords, when not nil, replaces all keywords (categories) of the
-	// message; system flags are not touched by it.
+	// Keywords, when not nil, replaces the category keywords of the
+	// message (those IsCategoryKeyword reports); system flags and other
+	// keywords ($label1, $MailFlagBit0, $Junk ...) are not touched.
 	Keywords *[]string
+}
+
+// IsCategoryKeyword reports whether an IMAP keyword is an EAS category:
+// an atom without a leading '$', or one easd encoded ("$cat_...", for
+// category names that are not atoms). Other '$' keywords belong to the
+// server or to other clients.
+func IsCategoryKeyword(kw string) bool {
+	return kw != "" && kw[0] != '\\' && (kw[0] != '$' || strings.HasPrefix(kw, catPrefix))
 }

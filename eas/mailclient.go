@@ -30,8 +30,9 @@ func (m *mailSync) clientCommands(ctx context.Context) error {
 		case wbxml.AirSyncDelete:
 			id := cmd.ChildText(wbxml.AirSyncServerId)
 			fid, uid, ok := parseServerID(id)
-			if !ok || fid != m.c.id {
-				// Deleting what is not there is no error: it is gone.
+			if _, known := m.st.Items[uid]; !ok || fid != m.c.id || !known {
+				// Deleting what the device does not have (any more) is no
+				// error, and never touches a message it was not sent.
 				continue
 			}
 			deletes = append(deletes, uid)

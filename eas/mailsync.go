@@ -62,6 +62,17 @@ func (m *mailSync) run(ctx context.Context) (*wbxml.Node, error) {
 		return nil, err
 	}
 	retry := next != nil && next.Parent == c.key
+	if c.commands != nil && len(c.commands.Children) > 0 && m.st.UIDValidity != 0 {
+		// The device's ServerIds name UIDs of one UIDVALIDITY: never
+		// apply its changes to a folder recreated since.
+		stat, err := h.deps.Mail.Status(ctx, s.Account, m.f.name)
+		if err != nil {
+			return nil, m.folderErr(err)
+		}
+		if stat.UIDValidity != m.st.UIDValidity {
+			return m.restart(ctx, stat.UIDValidity)
+		}
+	}
 	if err := m.clientCommands(ctx); err != nil {
 		return nil, err
 	}
@@ -82,12 +93,24 @@ func (m *mailSync) run(ctx context.Context) (*wbxml.Node, error) {
 	return m.changes(ctx)
 }
 
+// restart answers status 3 when the folder was recreated upstream: its
+// UIDs name other messages now. The client starts the collection over
+// (no duplicates: it drops what it has).
+func (m *mailSync) restart(ctx context.Context, uidValidity uint32) (*wbxml.Node, error) {
+	m.s.Log.Warn("UIDVALIDITY changed: collection starts over", "folder", m.f.name, "old", m.st.UIDValidity, "new", uidValidity)
+	if err := m.h.deps.Store.DeleteSyncStates(ctx, m.s.Device.ID, m.c.id); err != nil {
+		return nil, err
+	}
+	return collStatus(m.c, syncInvalidKey), nil
+}
+
 // successor is the next state, before server changes are added.
 func (m *mailSync) successor() *mailState {
 	nst := *m.st
 	nst.N++
 	nst.Parent = m.c.key
 	nst.Sent = sentItems{}
+	nst.Prefs, nst.MIMESupport = m.c.opts.BodyPrefs, m.c.opts.MIMESupport
 	return &nst
 }
 
@@ -117,14 +140,7 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 		return nil, m.folderErr(err)
 	}
 	if st.UIDValidity != 0 && scan.Status.UIDValidity != st.UIDValidity {
-		// The folder was recreated upstream: its UIDs name other messages
-		// now. The client starts the collection over (no duplicates:
-		// it drops what it has).
-		s.Log.Warn("UIDVALIDITY changed: collection starts over", "folder", m.f.name, "old", st.UIDValidity, "new", scan.Status.UIDValidity)
-		if err := h.deps.Store.DeleteSyncStates(ctx, s.Device.ID, c.id); err != nil {
-			return nil, err
-		}
-		return collStatus(c, syncInvalidKey), nil
+		return m.restart(ctx, scan.Status.UIDValidity)
 	}
 	inWin := make(map[uint32]bool, len(scan.UIDs))
 	for _, u := range scan.UIDs {
@@ -308,13 +324,27 @@ func (m *mailSync) replay(ctx context.Context, next *mailState) (*wbxml.Node, er
 	for _, uid := range next.Sent.SoftDeletes {
 		cmds = append(cmds, wbxml.E(wbxml.AirSyncSoftDelete, wbxml.T(wbxml.AirSyncServerId, serverID(c.id, uid))))
 	}
-	for _, uid := range next.Sent.Changes {
-		it := next.Items[uid]
-		n, err := m.changeNode(ctx, MailMeta{UID: uid, Flags: it.Flags})
+	if len(next.Sent.Changes) > 0 {
+		// The flags as they are now (categories are kept only as a hash).
+		scan, err := m.h.deps.Mail.Scan(ctx, m.s.Account, m.f.name, ScanQuery{Since: filterSince(m.h.deps.Now(), next.Filter)})
 		if err != nil {
-			return nil, err
+			return nil, m.folderErr(err)
 		}
-		cmds = append(cmds, n)
+		meta := make(map[uint32]MailMeta, len(scan.Changed))
+		for _, mm := range scan.Changed {
+			meta[mm.UID] = mm
+		}
+		for _, uid := range next.Sent.Changes {
+			mm, ok := meta[uid]
+			if !ok {
+				mm = MailMeta{UID: uid, Flags: next.Items[uid].Flags}
+			}
+			n, err := m.changeNode(ctx, mm)
+			if err != nil {
+				return nil, err
+			}
+			cmds = append(cmds, n)
+		}
 	}
 	sent := sentItems{More: next.Sent.More}
 	gen := m.commands(cmds, next.Sent.Adds, &sent, func(MailMeta) {})
@@ -324,6 +354,9 @@ func (m *mailSync) replay(ctx context.Context, next *mailState) (*wbxml.Node, er
 		n.Append(gen, moreAvailable(&more))
 	}), nil
 }
+
+// fetchChunk is how many messages one UID FETCH asks for in a Sync.
+const fetchChunk = 128
 
 // commands is a fragment writing Commands: the prebuilt cmds, then an
 // Add for each of adds fetched from the mailbox, converted and encoded one
@@ -350,11 +383,19 @@ func (m *mailSync) commands(cmds []*wbxml.Node, adds []uint32, sent *sentItems, 
 				return err
 			}
 		}
-		if len(adds) > 0 {
-			opts := m.c.opts
-			opts.SpoolMemory = syncSpoolMemory
-			var bytes int64
-			err := m.h.deps.Mail.Fetch(m.ctx, m.s.Account, m.f.name, adds, func(mm MailMeta, body io.Reader) error {
+		opts := m.c.opts
+		opts.SpoolMemory = syncSpoolMemory
+		var bytes int64
+		// Newest first, in chunks, so that the byte budget stops the
+		// fetching itself, not only the sending.
+		for len(adds) > 0 {
+			if len(sent.Adds) > 0 && bytes >= syncBudget {
+				sent.More = true
+				break
+			}
+			chunk := adds[:min(len(adds), fetchChunk)]
+			adds = adds[len(chunk):]
+			err := m.h.deps.Mail.Fetch(m.ctx, m.s.Account, m.f.name, chunk, func(mm MailMeta, body io.Reader) error {
 				if len(sent.Adds) > 0 && bytes+mm.Size > syncBudget {
 					sent.More = true
 					return nil
@@ -376,7 +417,7 @@ func (m *mailSync) commands(cmds []*wbxml.Node, adds []uint32, sent *sentItems, 
 				return nil
 			})
 			if err != nil {
-				return m.folderErr(err)
+				return mailError(err)
 			}
 		}
 		if open {
@@ -457,8 +498,9 @@ func (m *mailSync) fillResponses(n *wbxml.Node) {
 // folderErr maps a backend error on this collection's folder.
 func (m *mailSync) folderErr(err error) error {
 	if errors.Is(err, ErrMailFolderGone) {
-		// The folder vanished upstream: the client must FolderSync.
-		return &Error{Status: syncHierarchyChange, Err: err}
+		// The folder vanished upstream: syncCollection answers this
+		// collection with status 12 (FolderSync needed).
+		return err
 	}
 	return mailError(err)
 }

@@ -47,6 +47,7 @@ type collReq struct {
 	filter         int
 	opts           email.Options
 	commands       *wbxml.Node
+	hasOptions     bool // false: keep the options of the last request
 }
 
 // sync runs Sync, MS-ASCMD 2.2.1.21, for email collections.
@@ -69,6 +70,11 @@ func (h *Handler) sync(ctx context.Context, s *Session, body *wbxml.Node) (*wbxm
 	if err != nil {
 		return nil, err
 	}
+	// One request at a time per (device, collection): a duplicate sent
+	// while the first is running waits, then finds the state the first
+	// saved and is answered as its retry.
+	unlock := h.locks.lock(s.Device.ID, ids)
+	s.OnDone(unlock)
 	out := wbxml.E(wbxml.AirSyncCollections)
 	for c := range colls.Each(wbxml.AirSyncCollection) {
 		req, status := h.parseCollection(s, c, global)
@@ -84,6 +90,8 @@ func (h *Handler) sync(ctx context.Context, s *Session, body *wbxml.Node) (*wbxm
 		}
 		out.Append(n)
 	}
+	// Released once the states are saved, before the response is sent.
+	s.BeforeSend(func(context.Context) error { unlock(); return nil })
 	return wbxml.E(wbxml.AirSyncSync, out), nil
 }
 
@@ -126,6 +134,7 @@ func (h *Handler) parseCollection(s *Session, c *wbxml.Node, global int) (*collR
 	r.window = min(max(r.window, 1), maxWindow)
 	r.opts = email.Options{Version: s.Req.Version}
 	for o := range c.Each(wbxml.AirSyncOptions) {
+		r.hasOptions = true
 		if cl := o.ChildText(wbxml.AirSyncClass); cl != "" && cl != "Email" {
 			continue // SMS options (14.0+): no SMS here
 		}
@@ -197,7 +206,7 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 		if err := h.deps.Store.DeleteSyncStates(ctx, s.Device.ID, c.id); err != nil {
 			return nil, err
 		}
-		st := &mailState{Epoch: h.newEpoch(), N: 1, Filter: c.filter, Items: map[uint32]itemState{}}
+		st := &mailState{Epoch: h.newEpoch(), N: 1, Filter: c.filter, Prefs: c.opts.BodyPrefs, MIMESupport: c.opts.MIMESupport, Items: map[uint32]itemState{}}
 		if err := h.putMailState(ctx, s, c.id, st); err != nil {
 			return nil, err
 		}
@@ -211,12 +220,23 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 		s.Log.Info("Sync key unknown", "collection", c.id, "synckey", c.key)
 		return collStatus(c, syncInvalidKey), nil
 	}
+	if !c.hasOptions {
+		// No Options: the last ones stand (MS-ASCMD 2.2.3.125.6).
+		c.filter, c.opts.BodyPrefs, c.opts.MIMESupport = st.Filter, st.Prefs, st.MIMESupport
+	}
 	if f.name == "" || f.noSelect {
 		// The Outbox and folders that hold no messages: always empty.
 		return h.collResponse(c, c.key, syncOK, nil), nil
 	}
 	ms := &mailSync{ctx: ctx, h: h, s: s, hr: hr, f: f, c: c, st: st}
-	return ms.run(ctx)
+	n, err := ms.run(ctx)
+	if errors.Is(err, ErrMailFolderGone) {
+		// Gone upstream since the last FolderSync: this collection asks
+		// for one, the others go on.
+		s.Log.Info("folder gone upstream", "collection", c.id, "folder", f.name)
+		return collStatus(c, syncHierarchyChange), nil
+	}
+	return n, err
 }
 
 // collResponse builds a response Collection (MS-ASCMD 2.2.3.29.2).

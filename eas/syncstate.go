@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/easd/easd/eas/email"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -22,7 +23,11 @@ type mailState struct {
 	Parent string
 	Sent   sentItems
 
-	Filter      int // FilterType the items were chosen with
+	Filter int // FilterType the items were chosen with
+	// Prefs and MIMESupport are the body options last asked for: a
+	// request without Options keeps them (MS-ASCMD 2.2.3.125.6).
+	Prefs       []email.BodyPreference
+	MIMESupport int
 	UIDValidity uint32
 	// ModSeq is the HIGHESTMODSEQ up to which flag changes were sent; 0
 	// without CONDSTORE.
@@ -68,7 +73,7 @@ func kwHash(kw []string) uint32 {
 	return h.Sum32() | 1
 }
 
-const mailStateVersion = 1
+const mailStateVersion = 2
 
 // marshal encodes st: a version byte, then varints and strings.
 func (st *mailState) marshal() []byte {
@@ -96,6 +101,18 @@ func (st *mailState) marshal() []byte {
 		u(0)
 	}
 	u(uint64(st.Filter))
+	u(uint64(st.MIMESupport))
+	u(uint64(len(st.Prefs)))
+	for _, p := range st.Prefs {
+		u(uint64(p.Type))
+		u(uint64(max(p.TruncationSize, 0)))
+		if p.AllOrNone {
+			u(1)
+		} else {
+			u(0)
+		}
+		u(uint64(max(p.Preview, 0)))
+	}
 	u(uint64(st.UIDValidity))
 	u(st.ModSeq)
 	u(uint64(st.Last.UIDValidity))
@@ -181,6 +198,17 @@ func unmarshalMailState(b []byte) (*mailState, error) {
 	st.Sent.SoftDeletes = uids()
 	st.Sent.More = u() == 1
 	st.Filter = int(u())
+	st.MIMESupport = int(u())
+	np := u()
+	if err != nil || np > 16 {
+		return nil, errBadState
+	}
+	for range np {
+		p := email.BodyPreference{Type: int(u()), TruncationSize: int64(u() & (1<<62 - 1))}
+		p.AllOrNone = u() == 1
+		p.Preview = int(u() & (1<<31 - 1))
+		st.Prefs = append(st.Prefs, p)
+	}
 	st.UIDValidity = uint32(u())
 	st.ModSeq = u()
 	st.Last.UIDValidity = uint32(u())

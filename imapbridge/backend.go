@@ -260,10 +260,8 @@ func (b *Backend) Status(ctx context.Context, a eas.MailAccount, folder string) 
 		// STATUS of the selected mailbox may report what this session
 		// last saw rather than what is there now (RFC 9051 6.3.11):
 		// leave it first.
-		if s.c.Mailbox() != nil {
-			if err := s.c.Unselect().Wait(); err != nil {
-				return err
-			}
+		if err := s.unselect(); err != nil {
+			return err
 		}
 		opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: s.has(imap.CapCondStore)}
 		data, err := s.c.Status(folder, opts).Wait()

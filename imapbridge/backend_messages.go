@@ -412,7 +412,9 @@ func (b *Backend) SetFlags(ctx context.Context, a eas.MailAccount, folder string
 			for _, kw := range current {
 				if _, keep := want[strings.ToLower(kw)]; keep {
 					delete(want, strings.ToLower(kw))
-				} else if validKeyword(kw) {
+				} else if validKeyword(kw) && eas.IsCategoryKeyword(kw) {
+					// Only categories are replaced: other clients' tags
+					// ($label1, $MailFlagBit0 ...) stay.
 					del = append(del, imap.Flag(kw))
 				}
 			}
