@@ -211,7 +211,15 @@ func Convert(r io.Reader, m Meta, o Options) (*Item, error) {
 		c.htmlPrev = &previewer{max: n}
 	}
 	keep, truncs := pl.storage(uses(0, 1, 2))
-	c.text = newSink(mem, keep, truncs, true, c.textPrev)
+	// The size as wrapped HTML matters only if text may be answered as
+	// HTML; with MIME certain, no text body is sent at all.
+	esc := false
+	if !pl.mimeCertain() {
+		for _, p := range pl.prefs {
+			esc = esc || p.Type == 0 || p.Type == 2
+		}
+	}
+	c.text = newSink(mem, keep, truncs, esc, c.textPrev)
 	keep, truncs = pl.storage(uses(0, 2))
 	c.html = newSink(mem, keep, truncs, false, nil)
 	keep, truncs = pl.storage(uses(0, 1))

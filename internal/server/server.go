@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -105,6 +106,13 @@ func New(cfg Config, deps Deps) *Server {
 		amux := http.NewServeMux()
 		amux.Handle("/healthz", s.health())
 		amux.Handle("/metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{}))
+		// Profiles for operators, on the admin listener only (never on the
+		// public one): go tool pprof http://ADMIN/debug/pprof/profile
+		amux.HandleFunc("/debug/pprof/", pprof.Index)
+		amux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		amux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		amux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		amux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s.admin = &http.Server{
 			Handler:           s.wrap("admin", amux),
 			ReadHeaderTimeout: 10 * time.Second,

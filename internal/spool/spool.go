@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 )
 
 // DefaultMemory is the in-memory part of a Spool made with New(0).
@@ -19,7 +20,7 @@ const DefaultMemory = 1 << 20
 // (as often as needed), then Close to remove the file. Not safe for
 // concurrent use.
 type Spool struct {
-	mem   bytes.Buffer
+	mem   *bytes.Buffer
 	max   int
 	dir   string
 	f     *os.File
@@ -51,6 +52,9 @@ func (s *Spool) Write(p []byte) (int, error) {
 	}
 	if s.close {
 		return 0, errors.New("spool: write after Close")
+	}
+	if s.mem == nil {
+		s.mem = bufPool.Get().(*bytes.Buffer)
 	}
 	if s.f == nil && s.mem.Len()+len(p) <= s.max {
 		s.mem.Write(p)
@@ -84,7 +88,7 @@ func (s *Spool) InMemory() bool { return s.f == nil }
 
 // Bytes returns the content when it is all in memory, else nil.
 func (s *Spool) Bytes() []byte {
-	if s.f != nil {
+	if s.f != nil || s.mem == nil {
 		return nil
 	}
 	return s.mem.Bytes()
@@ -96,10 +100,17 @@ func (s *Spool) Reader() (io.Reader, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	if s.f == nil {
-		return bytes.NewReader(s.mem.Bytes()), nil
+	if s.close {
+		return nil, errors.New("spool: read after Close")
 	}
-	return io.MultiReader(bytes.NewReader(s.mem.Bytes()), io.NewSectionReader(s.f, 0, s.n-int64(s.mem.Len()))), nil
+	var mem []byte
+	if s.mem != nil {
+		mem = s.mem.Bytes()
+	}
+	if s.f == nil {
+		return bytes.NewReader(mem), nil
+	}
+	return io.MultiReader(bytes.NewReader(mem), io.NewSectionReader(s.f, 0, s.n-int64(len(mem)))), nil
 }
 
 // WriteTo copies the content to w.
@@ -111,10 +122,24 @@ func (s *Spool) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, r)
 }
 
+// bufPool recycles the memory of closed spools: converting one message
+// after another would otherwise allocate (and zero) a buffer each time.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled is the largest buffer kept for reuse.
+const maxPooled = 4 << 20
+
 // Close releases the memory and removes the temporary file.
 func (s *Spool) Close() error {
+	if s.close {
+		return nil
+	}
 	s.close = true
-	s.mem = bytes.Buffer{}
+	if s.mem != nil && s.mem.Cap() <= maxPooled {
+		s.mem.Reset()
+		bufPool.Put(s.mem)
+	}
+	s.mem = nil
 	if s.f == nil {
 		return nil
 	}
