@@ -5,6 +5,7 @@ package imapbridge
 // The message operations are in backend_messages.go.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,15 @@ type BackendOptions struct {
 	// FetchBatch is how many messages one UID FETCH of Backend.Fetch
 	// asks for; 0 means DefaultFetchBatch.
 	FetchBatch int
+	// MasterUser and MasterPassword, when MasterUser is set, open every
+	// mailbox with a service account instead of the account's own
+	// credentials: the login is the user's name, MasterSeparator and
+	// MasterUser ("alice*easd", a Dovecot master user), for servers
+	// where easd checks passwords itself (local users) and so has none.
+	MasterUser, MasterPassword string
+	// MasterSeparator joins user and master user; "*" when empty
+	// (Dovecot's auth_master_user_separator).
+	MasterSeparator string
 }
 
 // Backend is the mailbox of eas.MailBackend over IMAP, through a Pool.
@@ -62,9 +72,10 @@ type BackendOptions struct {
 // error when it ended). An error returned by Fetch's callback is returned
 // as is.
 type Backend struct {
-	pool  *Pool
-	log   *slog.Logger
-	batch int
+	pool   *Pool
+	log    *slog.Logger
+	batch  int
+	master BackendOptions // the Master* fields
 	// without lists capabilities to ignore although the server has them,
 	// for tests of the fallbacks.
 	without []imap.Cap
@@ -80,6 +91,9 @@ func NewBackend(pool *Pool, opts BackendOptions) *Backend {
 	}
 	if b.batch <= 0 {
 		b.batch = DefaultFetchBatch
+	}
+	if opts.MasterUser != "" {
+		b.master = BackendOptions{MasterUser: opts.MasterUser, MasterPassword: opts.MasterPassword, MasterSeparator: cmp.Or(opts.MasterSeparator, "*")}
 	}
 	return b
 }
@@ -119,7 +133,11 @@ func (b *Backend) run(ctx context.Context, a eas.MailAccount, op, folder string,
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s %q: %w", ErrUnavailable, op, folder, err)
 	}
-	conn, err := b.pool.Acquire(ctx, a.Login, a.Password)
+	login, password := a.Login, a.Password
+	if b.master.MasterUser != "" {
+		login, password = a.User.Name+b.master.MasterSeparator+b.master.MasterUser, b.master.MasterPassword
+	}
+	conn, err := b.pool.Acquire(ctx, login, password)
 	if err != nil {
 		if errors.Is(err, ErrBadCredentials) {
 			err = fmt.Errorf("%w: %w", eas.ErrBadCredentials, err)

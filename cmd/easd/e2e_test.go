@@ -148,9 +148,10 @@ func TestServeProbeMail(t *testing.T) {
 	bin := buildEasd(t)
 	dir := t.TempDir()
 	certFile, keyFile := selfSignedCert(t, dir)
-	_, addr, _, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile,
+	cmd, addr, _, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile,
 		"EASD_AUTH=imap", "EASD_IMAP_ADDR="+dc.Addr, "EASD_IMAP_TLS=none")
 	r := easd(t, "dora-imap-pw\n", nil, "probe", "--ca-file", certFile, "https://"+addr, "dora")
+	cmd.Process.Signal(syscall.SIGTERM) // logOf waits for the server's end
 	if r.code != 0 {
 		t.Fatalf("probe failed (exit %d):\n%s%s\nserver log:\n%s", r.code, r.stdout, r.stderr, logOf())
 	}
@@ -161,5 +162,35 @@ func TestServeProbeMail(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "PASS  sync") || !strings.Contains(r.stdout, "3 items") {
 		t.Errorf("probe step sync did not pass with the 3 messages:\n%s", r.stdout)
+	}
+}
+
+// TestServeMailServiceAccount: a local user (password checked by easd)
+// gets the mailbox through an IMAP master user.
+func TestServeMailServiceAccount(t *testing.T) {
+	dc := testenv.Dovecot(t, map[string]string{"dora": "dora-imap-pw"})
+	for i := range 3 {
+		dc.Deliver(t, "dora", "", fmt.Appendf(nil, "From: x@example.test\r\nSubject: probe %d\r\n\r\nhello\r\n", i))
+	}
+	bin := buildEasd(t)
+	dir := t.TempDir()
+	environ := map[string]string{"EASD_DATA_DIR": filepath.Join(dir, "data")}
+	if r := easd(t, "dora-local-pw\n", environ, "user", "add", "dora"); r.code != 0 {
+		t.Fatal(r)
+	}
+	pwFile := filepath.Join(dir, "master-pw")
+	if err := os.WriteFile(pwFile, []byte(dc.MasterPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := selfSignedCert(t, dir)
+	cmd, addr, _, logOf := startServe(t, bin, dir, "EASD_TLS_CERT="+certFile, "EASD_TLS_KEY="+keyFile,
+		"EASD_IMAP_ADDR="+dc.Addr, "EASD_IMAP_TLS=none", "EASD_IMAP_MASTER_USER="+dc.MasterUser, "EASD_IMAP_MASTER_PASSWORD_FILE="+pwFile)
+	r := easd(t, "dora-local-pw\n", nil, "probe", "--ca-file", certFile, "https://"+addr, "dora")
+	cmd.Process.Signal(syscall.SIGTERM) // logOf waits for the server's end
+	if r.code != 0 || !strings.Contains(r.stdout, "PASS  sync") || !strings.Contains(r.stdout, "3 items") {
+		t.Fatalf("probe (exit %d):\n%s%s\nserver log:\n%s", r.code, r.stdout, r.stderr, logOf())
+	}
+	if strings.Contains(logOf(), dc.MasterPassword) {
+		t.Errorf("the service account's password is in the log")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type easFlags struct {
 	imapInsecure  *bool
 	authCacheTTL  *time.Duration
 	imapConns     *int
+	masterUser    *string
+	masterPwFile  *string
 	maxBody       *int
 	maxDevices    *int
 	deviceRules   *string
@@ -51,6 +54,8 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.imapTLS = fs.String("imap-tls", "EASD_IMAP_TLS", "starttls", "upstream IMAP protection: tls (port 993), starttls (port 143) or none (loopback only)")
 	f.imapInsecure = fs.Bool("imap-insecure", "EASD_IMAP_INSECURE", false, "accept any upstream certificate (DANGER: lets an interceptor collect passwords)")
 	f.imapConns = fs.Int("imap-conns", "EASD_IMAP_CONNS", imapbridge.DefaultPoolMaxPerUser, "most IMAP connections easd opens per user for mail, whatever the number of devices and folders (keep it below the server's per-user limit, Dovecot's is 10)")
+	f.masterUser = fs.String("imap-master-user", "EASD_IMAP_MASTER_USER", "", "with --auth local: the IMAP service account (a Dovecot master user) that opens each user's mailbox as USER*MASTER; empty: no mail for local users")
+	f.masterPwFile = fs.String("imap-master-password-file", "EASD_IMAP_MASTER_PASSWORD_FILE", "", "file holding the password of --imap-master-user (first line; never on the command line)")
 	f.authCacheTTL = fs.Duration("auth-cache-ttl", "EASD_AUTH_CACHE_TTL", 5*time.Minute, "with --auth imap: how long a verified login is remembered (as a salted hash); 0 disables")
 	f.maxBody = fs.Int("max-body", "EASD_MAX_BODY", 50<<20, "largest request body in bytes (larger gets HTTP 413)")
 	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
@@ -182,7 +187,30 @@ func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
 // uses the phone's own credentials, so it needs --auth imap. The returned
 // close function stops the connection pool.
 func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error) {
-	if *f.auth != "imap" || *f.imapAddr == "" {
+	opts := imapbridge.BackendOptions{Logger: log}
+	switch {
+	case *f.imapAddr == "":
+		return nil, func() {}, nil
+	case *f.auth == "imap":
+	case *f.masterUser != "":
+		// Local users: their mailboxes are opened by the service account.
+		if *f.masterPwFile == "" {
+			return nil, nil, usageError("--imap-master-user needs --imap-master-password-file")
+		}
+		b, err := os.ReadFile(*f.masterPwFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--imap-master-password-file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		pw = strings.TrimSuffix(pw, "\r")
+		if pw == "" {
+			return nil, nil, fmt.Errorf("--imap-master-password-file %s: empty", *f.masterPwFile)
+		}
+		if imapbridge.TLSMode(*f.imapTLS) == imapbridge.TLSNone && !*f.imapInsecure && !loopback(*f.imapAddr) {
+			return nil, nil, usageError("--imap-tls none would send the service account's password in clear to %s: use starttls or tls, or add --imap-insecure for a trusted private network", *f.imapAddr)
+		}
+		opts.MasterUser, opts.MasterPassword = *f.masterUser, pw
+	default:
 		return nil, func() {}, nil
 	}
 	if *f.imapConns < 1 {
@@ -191,7 +219,7 @@ func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error
 	pool := imapbridge.NewPool(imapbridge.Config{
 		Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
 	}, imapbridge.PoolOptions{MaxPerUser: *f.imapConns, Logger: log})
-	return imapbridge.NewBackend(pool, imapbridge.BackendOptions{Logger: log}), pool.Close, nil
+	return imapbridge.NewBackend(pool, opts), pool.Close, nil
 }
 
 // loopback reports whether host:port names this machine.

@@ -54,6 +54,9 @@ type DovecotServer struct {
 	// Dir is the directory holding its configuration, passwd file, log,
 	// sockets and mail; it is removed when the test ends.
 	Dir string
+	// MasterUser and MasterPassword log in as any user with the login
+	// "user*MasterUser" (a Dovecot master user: a service account).
+	MasterUser, MasterPassword string
 
 	mailUID, mailGID int
 	// users are the user names, in lower case.
@@ -136,6 +139,10 @@ func Dovecot(t testing.TB, users map[string]string) *DovecotServer {
 		t.Fatalf("testenv: %v", err)
 	}
 	if err := writePasswdFile(filepath.Join(dir, "passwd"), users); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	d.MasterUser, d.MasterPassword = "easd-master", "master-"+rand.Text()
+	if err := writePasswdFile(filepath.Join(dir, "master-passwd"), map[string]string{d.MasterUser: d.MasterPassword}); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 
@@ -468,6 +475,13 @@ namespace inbox {
   }
 }
 
+# A master user (service account) logs in as any user: "alice*easd-master".
+auth_master_user_separator = *
+passdb {
+  driver = passwd-file
+  args = "{{.Dir}}/master-passwd"
+  master = yes
+}
 passdb {
   driver = passwd-file
   args = "{{.Dir}}/passwd"

@@ -245,3 +245,15 @@ func TestDovecotLMTP(t *testing.T) {
 		t.Errorf("delivered message %q: %v", raw, err)
 	}
 }
+
+func TestDovecotMasterUser(t *testing.T) {
+	d := Dovecot(t, map[string]string{"alice": "pw"})
+	s := dialIMAP(t, d.Addr)
+	if _, st := s.cmd("a1", `LOGIN "alice*`+d.MasterUser+`" "`+d.MasterPassword+`"`); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("master login: %s", st)
+	}
+	s = dialIMAP(t, d.Addr)
+	if _, st := s.cmd("a1", `LOGIN "alice*`+d.MasterUser+`" "wrong"`); strings.HasPrefix(st, "OK") {
+		t.Fatalf("master login with a wrong password: %s", st)
+	}
+}
