@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,4 +176,49 @@ func TestMailBodiesAndAttachments(t *testing.T) {
 		t.Errorf("Trash holds %d items after EmptyFolderContents", len(trash))
 	}
 	_ = fmt.Sprint
+}
+
+// TestMailConnectionBound: ten devices of one user syncing five folders at
+// once share the user's few pooled IMAP connections.
+func TestMailConnectionBound(t *testing.T) {
+	e := newMailEnv(t)
+	names := []string{"", "A", "B", "C", "D"}
+	for _, f := range names {
+		for i := range 5 {
+			e.dc.Deliver(t, "alice", f, message(i, "m "+f, "x"))
+		}
+	}
+	first := e.phone("alice", "DEV0", "iPhone", "14.1")
+	fs, _ := folders(t, first)
+	var wg sync.WaitGroup
+	for d := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.phone("alice", fmt.Sprintf("DEV%d", d), "Android", "14.1")
+			if _, err := c.FolderSync(context.Background(), "0"); err != nil {
+				t.Error(err)
+				return
+			}
+			for _, f := range names {
+				id := fs["Inbox"].ServerID
+				if f != "" {
+					id = fs[f].ServerID
+				}
+				items := 0
+				if _, err := c.SyncAll(context.Background(), id, client.SyncOptions{}, func(r *client.SyncCollectionResponse) error {
+					items += len(r.Adds)
+					return nil
+				}); err != nil || items != 5 {
+					t.Errorf("device %d folder %q: %d items, %v", d, f, items, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.proxy.count(); n > 3 {
+		t.Errorf("%d IMAP connections for 10 devices x 5 folders; the pool allows 3", n)
+	} else {
+		t.Logf("10 devices x 5 folders: %d IMAP connections", n)
+	}
 }
