@@ -32,6 +32,17 @@ func (h *Handler) mailCommands() {
 	h.commands["GetItemEstimate"] = command{tag: wbxml.GetItemEstimateGetItemEstimate, maxBody: smallBody, run: h.getItemEstimate}
 	h.commands["ItemOperations"] = command{tag: wbxml.ItemOperationsItemOperations, maxBody: smallBody, raw: h.itemOperations}
 	h.commands["GetAttachment"] = command{maxBody: smallBody, raw: h.getAttachment}
+	if _, ok := h.deps.Mail.(MailMover); ok {
+		h.commands["MoveItems"] = command{tag: wbxml.MoveMoveItems, maxBody: smallBody, run: h.moveItems}
+	}
+	if _, ok := h.deps.Mail.(MailSearcher); ok {
+		h.commands["Search"] = command{tag: wbxml.SearchSearch, maxBody: smallBody, run: h.search}
+	}
+	if h.deps.Submit != nil {
+		h.commands["SendMail"] = command{tag: wbxml.ComposeMailSendMail, rawBody: true, run: h.sendMail}
+		h.commands["SmartReply"] = command{tag: wbxml.ComposeMailSmartReply, rawBody: true, run: h.smartReply}
+		h.commands["SmartForward"] = command{tag: wbxml.ComposeMailSmartForward, rawBody: true, run: h.smartForward}
+	}
 }
 
 // folderStatus answers a folder command with only a status.

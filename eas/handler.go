@@ -121,8 +121,12 @@ type Deps struct {
 	// LoggerFrom returns the request-scoped logger; Logger when nil.
 	LoggerFrom func(ctx context.Context, def *slog.Logger) *slog.Logger
 	// Mail is the mailbox backend; nil serves no mail commands (FolderSync,
-	// Sync, GetItemEstimate, ItemOperations, GetAttachment).
+	// Sync, GetItemEstimate, ItemOperations, GetAttachment). MoveItems and
+	// Search need it to be a MailMover and a MailSearcher too.
 	Mail MailBackend
+	// Submit sends mail (SendMail, SmartReply, SmartForward); nil serves
+	// none of them.
+	Submit Submitter
 	// Observe, when set, is told the outcome of every POST: the command
 	// (one of the MS-ASHTTP command names, or "other") and "ok",
 	// "status_N" or "http_N". Metrics hang off it.
@@ -144,6 +148,10 @@ type command struct {
 	// bodies: GetAttachment, multipart ItemOperations); it returns an error
 	// only before writing anything.
 	raw func(ctx context.Context, s *Session, body *wbxml.Node, w http.ResponseWriter) error
+	// rawBody leaves the request body undecoded in Session.Body (12.1
+	// SendMail and friends carry RFC 822 MIME, not WBXML, when
+	// Content-Type is message/rfc822).
+	rawBody bool
 }
 
 // Session is one authenticated request on its way through a command.
@@ -155,6 +163,11 @@ type Session struct {
 	// Account reaches the user's mailbox (credentials kept for this
 	// request only).
 	Account MailAccount
+	// Body is the undecoded request body of commands that take MIME
+	// (rawBody; bounded by the body limit), else nil. ContentType is the
+	// request's Content-Type.
+	Body        io.Reader
+	ContentType string
 
 	done       []func()                      // run after the response is written
 	beforeSend []func(context.Context) error // run once the response is encoded, before it is sent
@@ -314,8 +327,15 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	if cmd.maxBody > 0 && cmd.maxBody < limit {
 		limit = cmd.maxBody
 	}
-	body, err := h.readBody(w, r, limit)
-	if err != nil {
+	var body *wbxml.Node
+	var rawBody io.Reader
+	if cmd.rawBody && !strings.Contains(strings.ToLower(r.Header.Get("Content-Type")), "wbxml") {
+		if r.ContentLength > limit {
+			h.writeError(w, r, req, cmd.tag, HTTPError(http.StatusRequestEntityTooLarge, "body of %d bytes over the %d limit", r.ContentLength, limit))
+			return
+		}
+		rawBody = http.MaxBytesReader(w, r.Body, limit)
+	} else if body, err = h.readBody(w, r, limit); err != nil {
 		h.writeError(w, r, req, cmd.tag, err)
 		return
 	}
@@ -333,7 +353,8 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	}
 	login, pw, _ := r.BasicAuth()
 	s := &Session{Req: req, User: user, Device: dev, Log: log,
-		Account: MailAccount{User: user, Login: normalizeLogin(login), Password: pw}}
+		Account: MailAccount{User: user, Login: normalizeLogin(login), Password: pw},
+		Body:    rawBody, ContentType: r.Header.Get("Content-Type")}
 	defer func() {
 		for _, f := range s.done {
 			f()

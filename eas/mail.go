@@ -155,3 +155,52 @@ type FlagChange struct {
 func IsCategoryKeyword(kw string) bool {
 	return kw != "" && kw[0] != '\\' && (kw[0] != '$' || strings.HasPrefix(kw, catPrefix))
 }
+
+// MailMover is the optional capability of a MailBackend that MoveItems
+// needs.
+type MailMover interface {
+	// Move moves messages from one folder to another (IMAP MOVE, or COPY
+	// + STORE \Deleted + UID EXPUNGE) and returns the new UID of each
+	// moved message, by old UID; a message without a known new UID (no
+	// UIDPLUS) maps to 0. Messages already gone are left out of the map.
+	// ErrMailFolderGone when either folder does not exist; nothing is
+	// moved then.
+	Move(ctx context.Context, a MailAccount, from string, uids []uint32, to string) (map[uint32]uint32, error)
+}
+
+// MailSearcher is the optional capability of a MailBackend that Search
+// needs.
+type MailSearcher interface {
+	// Search returns the UIDs of the messages of folder that match q,
+	// newest first.
+	Search(ctx context.Context, a MailAccount, folder string, q SearchQuery) ([]uint32, error)
+}
+
+// SearchQuery is a mailbox search (IMAP SEARCH).
+type SearchQuery struct {
+	// Text is matched against headers and body (IMAP TEXT); "" matches
+	// everything.
+	Text string
+	// Since and Before bound the internal date (zero: unbounded).
+	Since, Before time.Time
+}
+
+// MailAppender is the optional capability of a MailBackend that saving
+// sent mail (and drafts) needs.
+type MailAppender interface {
+	// Append stores a message of size bytes read from r in folder with
+	// the flags, and returns its UID (0 when the server does not say).
+	Append(ctx context.Context, a MailAccount, folder string, flags MailFlags, r io.Reader, size int64) (uint32, error)
+}
+
+// Submitter sends mail (SMTP submission as the user).
+type Submitter interface {
+	// Submit sends the message read from r to the recipients, from the
+	// envelope sender from, authenticated as a. An error wrapping
+	// ErrRecipientRefused names refused recipients; other errors are
+	// temporary or permanent failures of the submission server.
+	Submit(ctx context.Context, a MailAccount, from string, to []string, r io.Reader) error
+}
+
+// ErrRecipientRefused reports a recipient the submission server refused.
+var ErrRecipientRefused = errors.New("eas: recipient refused")

@@ -29,6 +29,9 @@ type mailSync struct {
 
 	responses []*wbxml.Node // Responses > Change/Fetch
 	dirty     bool          // client commands changed st
+	// clearMoves, when set, clears the pending moves applied to st; it
+	// runs after the new state is saved.
+	clearMoves func(context.Context) error
 }
 
 // flagMask are the flags a device is told about.
@@ -80,6 +83,20 @@ func (m *mailSync) run(ctx context.Context) (*wbxml.Node, error) {
 		s.Log.Info("Sync retried: same answer again", "collection", c.id, "synckey", c.key)
 		return m.replay(ctx, next)
 	}
+	if _, err := m.applyMoves(ctx); err != nil {
+		return nil, err
+	}
+	n, err := m.respond(ctx)
+	if err == nil && m.clearMoves != nil {
+		// Registered after the state's own save: runs after it.
+		s.BeforeSend(m.clearMoves)
+	}
+	return n, err
+}
+
+// respond answers a request that is not a retry.
+func (m *mailSync) respond(ctx context.Context) (*wbxml.Node, error) {
+	h, s, c := m.h, m.s, m.c
 	if !c.getChanges {
 		if !m.dirty {
 			return h.collResponse(c, c.key, syncOK, m.fillResponses), nil
