@@ -66,6 +66,9 @@ func (h *Handler) itemOperations(ctx context.Context, s *Session, body *wbxml.No
 	var ids []string
 	for _, op := range body.Children {
 		ids = append(ids, op.ChildText(wbxml.AirSyncCollectionId))
+		if fid, _, ok := parseServerID(op.ChildText(wbxml.SearchLongId)); ok {
+			ids = append(ids, fid)
+		}
 		if fid, _, _, ok := parseFileRef(op.ChildText(wbxml.AirSyncBaseFileReference)); ok {
 			ids = append(ids, fid)
 		}
@@ -156,6 +159,13 @@ func (h *Handler) itemFetch(ctx context.Context, s *Session, hr *hierarchy, op *
 	}
 	coll, id := op.ChildText(wbxml.AirSyncCollectionId), op.ChildText(wbxml.AirSyncServerId)
 	ids := []*wbxml.Node{wbxml.T(wbxml.AirSyncCollectionId, coll), wbxml.T(wbxml.AirSyncServerId, id)}
+	if long := op.ChildText(wbxml.SearchLongId); long != "" {
+		// A Search result (MS-ASCMD 2.2.3.101): its LongId is the
+		// message's ServerId, which names the folder too.
+		id = long
+		coll, _, _ = strings.Cut(long, ":")
+		ids = []*wbxml.Node{wbxml.T(wbxml.SearchLongId, long)}
+	}
 	fid, uid, ok := parseServerID(id)
 	f := hr.byID[coll]
 	if !ok || f == nil || fid != coll || f.name == "" {
