@@ -206,6 +206,11 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 		if err := h.deps.Store.DeleteSyncStates(ctx, s.Device.ID, c.id); err != nil {
 			return nil, err
 		}
+		// The device starts from nothing: moves it made are not known to
+		// it any more.
+		if err := h.deps.Store.PutUserSetting(ctx, s.User.ID, movesKey(s.Device.ID, c.id), nil); err != nil {
+			return nil, err
+		}
 		st := &mailState{Epoch: h.newEpoch(), N: 1, Filter: c.filter, Prefs: c.opts.BodyPrefs, MIMESupport: c.opts.MIMESupport, Items: map[uint32]itemState{}}
 		if err := h.putMailState(ctx, s, c.id, st); err != nil {
 			return nil, err
