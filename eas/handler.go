@@ -334,6 +334,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, req, cmd.tag, HTTPError(http.StatusRequestEntityTooLarge, "body of %d bytes over the %d limit", r.ContentLength, limit))
 			return
 		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout)) // wall clock: a network deadline
 		rawBody = http.MaxBytesReader(w, r.Body, limit)
 	} else if body, err = h.readBody(w, r, limit); err != nil {
 		h.writeError(w, r, req, cmd.tag, err)

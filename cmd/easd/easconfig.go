@@ -31,6 +31,9 @@ type easFlags struct {
 	imapConns     *int
 	masterUser    *string
 	masterPwFile  *string
+	smtpAddr      *string
+	smtpTLS       *string
+	smtpInsecure  *bool
 	maxBody       *int
 	maxDevices    *int
 	deviceRules   *string
@@ -56,6 +59,9 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.imapConns = fs.Int("imap-conns", "EASD_IMAP_CONNS", imapbridge.DefaultPoolMaxPerUser, "most IMAP connections easd opens per user for mail, whatever the number of devices and folders (keep it below the server's per-user limit, Dovecot's is 10)")
 	f.masterUser = fs.String("imap-master-user", "EASD_IMAP_MASTER_USER", "", "with --auth local: the IMAP service account (a Dovecot master user) that opens each user's mailbox as USER*MASTER; empty: no mail for local users")
 	f.masterPwFile = fs.String("imap-master-password-file", "EASD_IMAP_MASTER_PASSWORD_FILE", "", "file holding the password of --imap-master-user (first line; never on the command line)")
+	f.smtpAddr = fs.String("smtp-addr", "EASD_SMTP_ADDR", "", "SMTP submission server host:port for mail sent from phones (SendMail, SmartReply, SmartForward), authenticated as the user (or as --imap-master-user with --auth local); empty: phones cannot send")
+	f.smtpTLS = fs.String("smtp-tls", "EASD_SMTP_TLS", "starttls", "submission protection: starttls (port 587), tls (port 465) or none (loopback only)")
+	f.smtpInsecure = fs.Bool("smtp-insecure", "EASD_SMTP_INSECURE", false, "accept any submission server certificate, or --smtp-tls none to a host other than loopback (DANGER: lets an interceptor collect passwords)")
 	f.authCacheTTL = fs.Duration("auth-cache-ttl", "EASD_AUTH_CACHE_TTL", 5*time.Minute, "with --auth imap: how long a verified login is remembered (as a salted hash); 0 disables")
 	f.maxBody = fs.Int("max-body", "EASD_MAX_BODY", 50<<20, "largest request body in bytes (larger gets HTTP 413)")
 	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
@@ -194,17 +200,9 @@ func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error
 	case *f.auth == "imap":
 	case *f.masterUser != "":
 		// Local users: their mailboxes are opened by the service account.
-		if *f.masterPwFile == "" {
-			return nil, nil, usageError("--imap-master-user needs --imap-master-password-file")
-		}
-		b, err := os.ReadFile(*f.masterPwFile)
+		pw, err := f.masterPassword()
 		if err != nil {
-			return nil, nil, fmt.Errorf("--imap-master-password-file: %w", err)
-		}
-		pw, _, _ := strings.Cut(string(b), "\n")
-		pw = strings.TrimSuffix(pw, "\r")
-		if pw == "" {
-			return nil, nil, fmt.Errorf("--imap-master-password-file %s: empty", *f.masterPwFile)
+			return nil, nil, err
 		}
 		if imapbridge.TLSMode(*f.imapTLS) == imapbridge.TLSNone && !*f.imapInsecure && !loopback(*f.imapAddr) {
 			return nil, nil, usageError("--imap-tls none would send the service account's password in clear to %s: use starttls or tls, or add --imap-insecure for a trusted private network", *f.imapAddr)
@@ -220,6 +218,56 @@ func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error
 		Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
 	}, imapbridge.PoolOptions{MaxPerUser: *f.imapConns, Logger: log})
 	return imapbridge.NewBackend(pool, opts), pool.Close, nil
+}
+
+// masterPassword reads the first line of --imap-master-password-file.
+func (f *easFlags) masterPassword() (string, error) {
+	if *f.masterPwFile == "" {
+		return "", usageError("--imap-master-user needs --imap-master-password-file")
+	}
+	b, err := os.ReadFile(*f.masterPwFile)
+	if err != nil {
+		return "", fmt.Errorf("--imap-master-password-file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("--imap-master-password-file %s: empty", *f.masterPwFile)
+	}
+	return pw, nil
+}
+
+// submitter builds the SMTP submitter when --smtp-addr is set. It
+// authenticates the way mailBackend opens mailboxes: with the phone's own
+// credentials under --auth imap, with the IMAP service account under
+// --auth local (Dovecot's SASL, which Postfix submission usually uses,
+// knows the master user); without either there is no mail, so no sending.
+func (f *easFlags) submitter(log *slog.Logger) (eas.Submitter, error) {
+	if *f.smtpAddr == "" {
+		return nil, nil
+	}
+	if *f.imapAddr == "" {
+		return nil, usageError("--smtp-addr needs --imap-addr: sending is served along with the mailbox")
+	}
+	cfg := imapbridge.SMTPConfig{Addr: *f.smtpAddr, TLS: imapbridge.TLSMode(*f.smtpTLS), InsecureSkipVerify: *f.smtpInsecure}
+	switch {
+	case *f.auth == "imap":
+	case *f.masterUser != "":
+		pw, err := f.masterPassword()
+		if err != nil {
+			return nil, err
+		}
+		cfg.MasterUser, cfg.MasterPassword = *f.masterUser, pw
+	default:
+		return nil, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, usageError("--smtp-addr/--smtp-tls: %v", err)
+	}
+	if cfg.TLS == imapbridge.TLSNone && !*f.smtpInsecure && !loopback(*f.smtpAddr) {
+		return nil, usageError("--smtp-tls none would send passwords in clear to %s: use starttls or tls, or add --smtp-insecure for a trusted private network", *f.smtpAddr)
+	}
+	return imapbridge.NewSubmitter(cfg, imapbridge.SubmitterOptions{Logger: log}), nil
 }
 
 // loopback reports whether host:port names this machine.

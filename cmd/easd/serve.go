@@ -67,6 +67,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeMail()
+	submit, err := ef.submitter(log)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,7 +78,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Help: "ActiveSync commands by name and result (ok, status_N sent in the body, http_N).",
 	}, []string{"cmd", "result"})
 	reg.MustRegister(commands)
-	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom, Mail: mail,
+	as := eas.NewHandler(easCfg, eas.Deps{Store: st, Auth: auth, Logger: log, LoggerFrom: server.LoggerFrom, Mail: mail, Submit: submit,
 		Observe: func(cmd, result string) { commands.WithLabelValues(cmd, result).Inc() }})
 	// Autodiscover shares the handler's failed-login lockout.
 	ad := as.Autodiscover(adCfg)
