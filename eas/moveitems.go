@@ -88,9 +88,21 @@ func (h *Handler) moveItems(ctx context.Context, s *Session, body *wbxml.Node) (
 		}
 		groups[p] = append(groups[p], m)
 	}
-	for _, p := range order {
+	for i, p := range order {
 		if err := h.movePair(ctx, s, mover, hr.byID[p.src], hr.byID[p.dst], groups[p]); err != nil {
-			return nil, err
+			if i == 0 {
+				// Nothing moved yet: the command fails as a whole (401,
+				// 503) and the phone retries it.
+				return nil, err
+			}
+			// Earlier pairs moved and were recorded: answer them, and
+			// status 5 (retry) for what this failure left.
+			s.Log.Warn("moving failed after other moves succeeded", "err", err)
+			for _, m := range groups[p] {
+				if m.status == 0 {
+					m.status = moveFailed
+				}
+			}
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,17 +58,30 @@ const sentPrefix = "sent/"
 // in progress (in another easd process; within one process the device's
 // lock serialises retries); past it, the attempt is taken to have died
 // without a verdict and the message is sent again.
-const sendingStale = 5 * time.Minute
+const sendingStale = 15 * time.Minute
 
 // sentRecord is the value of a "sent/<ClientId>" setting.
 type sentRecord struct {
 	// State is "sending" (submission started), "sent" (accepted by the
 	// submission server), "refused" (refused for good: answered with
-	// Status, kept in Drafts) or "failed" (may be tried again).
+	// Status, kept in Drafts; a retry submits again, which cannot
+	// deliver twice as nothing was delivered) or "failed" (may be tried
+	// again).
 	State  string    `json:"s"`
 	Status int       `json:"st,omitempty"`
 	At     time.Time `json:"t"`
+	// Sum is a hash of the client's MIME: a ClientId reused for another
+	// message (clients may count from 1 again) is not taken as a retry.
+	Sum string `json:"h,omitempty"`
 }
+
+// sentRecordTTL is how long a ClientId is remembered: retries come within
+// minutes or hours, not days.
+const sentRecordTTL = 72 * time.Hour
+
+// sendTimeout bounds the work done once submission starts, which goes on
+// even if the phone hangs up (the outcome must be recorded).
+const sendTimeout = 10 * time.Minute
 
 // sendRequest is a SendMail, SmartReply or SmartForward request in either
 // form.
@@ -192,21 +206,28 @@ func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind c
 			}
 		}
 	}
-	var setting string
+	var setting, sum string
+	drafted := false
 	if key != "" {
 		unlock := h.locks.lock(s.Device.ID, []string{"send/" + key})
 		defer unlock()
-		setting = sentKey(key)
+		setting = sentKey(s.Device.ID, key)
+		if sum, err = spoolSum(in); err != nil {
+			return nil, err
+		}
 		rec, err := h.sentRecord(ctx, s, setting)
 		if err != nil {
 			return nil, err
+		}
+		if rec.State != "" && (rec.Sum != sum || h.deps.Now().Sub(rec.At) > sentRecordTTL) {
+			rec = sentRecord{} // another message under a reused id, or long ago
 		}
 		switch {
 		case rec.State == "sent":
 			s.Log.Info("message already sent: not sending again", "clientid", req.clientID, "key", key)
 			return nil, nil
 		case rec.State == "refused":
-			return nil, Errorf(rec.Status, "message refused before (retried): not sending again")
+			drafted = true // submitted again below, not copied to Drafts again
 		case rec.State == "sending" && h.deps.Now().Sub(rec.At) < sendingStale:
 			return nil, &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, RetryAfter: 60,
 				Err: fmt.Errorf("message %s is being sent since %v", key, rec.At)}
@@ -237,7 +258,11 @@ func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind c
 		return nil, &Error{Status: StatusInvalidContent, HTTP: http.StatusBadRequest, Err: err}
 	}
 	defer out.Close()
-	if err := h.putSentRecord(ctx, s, setting, sentRecord{State: "sending", At: h.deps.Now()}); err != nil {
+	// From here on the outcome must be recorded even if the phone hangs
+	// up: work on a context that its leaving does not cancel.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
+	if err := h.putSentRecord(ctx, s, setting, sentRecord{State: "sending", At: h.deps.Now(), Sum: sum}); err != nil {
 		return nil, err
 	}
 
@@ -246,11 +271,11 @@ func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind c
 		err = h.deps.Submit.Submit(ctx, s.Account, out.from, out.rcpts, msg)
 	}
 	if err != nil {
-		return nil, h.sendFailed(ctx, s, setting, out, err)
+		return nil, h.sendFailed(ctx, s, setting, sum, drafted, out, err)
 	}
 	s.Log.Info("message sent", "messageid", out.messageID, "rcpts", len(out.rcpts), "bytes", out.msg.Len())
 	// From here on the message is out: nothing may fail the command.
-	if err := h.putSentRecord(ctx, s, setting, sentRecord{State: "sent", At: h.deps.Now()}); err != nil {
+	if err := h.putSentRecord(ctx, s, setting, sentRecord{State: "sent", At: h.deps.Now(), Sum: sum}); err != nil {
 		s.Log.Error("recording a sent message (a retry would send it again)", "err", err)
 	}
 	if req.saveInSent {
@@ -271,7 +296,7 @@ func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind c
 }
 
 // sendFailed records and answers a failed submission.
-func (h *Handler) sendFailed(ctx context.Context, s *Session, setting string, out *outgoing, err error) error {
+func (h *Handler) sendFailed(ctx context.Context, s *Session, setting, sum string, drafted bool, out *outgoing, err error) error {
 	status := 0
 	switch {
 	case errors.Is(err, ErrMessageTooLarge):
@@ -282,7 +307,7 @@ func (h *Handler) sendFailed(ctx context.Context, s *Session, setting string, ou
 	if status == 0 {
 		// Temporary, or the credentials: the phone keeps the message and
 		// tries again, which must send it.
-		if perr := h.putSentRecord(ctx, s, setting, sentRecord{State: "failed", At: h.deps.Now()}); perr != nil {
+		if perr := h.putSentRecord(ctx, s, setting, sentRecord{State: "failed", At: h.deps.Now(), Sum: sum}); perr != nil {
 			s.Log.Error("recording a failed submission", "err", perr)
 		}
 		if errors.Is(err, ErrBadCredentials) {
@@ -293,8 +318,10 @@ func (h *Handler) sendFailed(ctx context.Context, s *Session, setting string, ou
 	// Refused for good: the message is kept in Drafts for the user to fix
 	// and send again, and the ClientId answers the same from now on.
 	s.Log.Info("message refused by the submission server: kept in Drafts", "status", status, "err", err)
-	h.saveCopy(ctx, s, folderDrafts, FlagSeen, out)
-	if perr := h.putSentRecord(ctx, s, setting, sentRecord{State: "refused", Status: status, At: h.deps.Now()}); perr != nil {
+	if !drafted {
+		h.saveCopy(ctx, s, folderDrafts, FlagSeen, out)
+	}
+	if perr := h.putSentRecord(ctx, s, setting, sentRecord{State: "refused", Status: status, At: h.deps.Now(), Sum: sum}); perr != nil {
 		s.Log.Error("recording a refused submission", "err", perr)
 	}
 	return &Error{Status: status, Err: fmt.Errorf("submitting: %w", err)}
@@ -374,6 +401,7 @@ func (h *Handler) sendSource(ctx context.Context, s *Session, req *sendRequest) 
 	})
 	switch {
 	case errors.Is(err, ErrMailFolderGone):
+		orig.Close()
 		return "", 0, nil, Errorf(sendStatusItemNotFound, "source folder %q gone", f.name)
 	case err != nil:
 		orig.Close()
@@ -386,12 +414,27 @@ func (h *Handler) sendSource(ctx context.Context, s *Session, req *sendRequest) 
 
 // sentKey is the user setting remembering a ClientId (or Message-ID);
 // long or odd ids are hashed.
-func sentKey(id string) string {
+func sentKey(device int64, id string) string {
+	// Per device: ClientIds are the device's own (often a counter).
+	p := sentPrefix + strconv.FormatInt(device, 10) + "/"
 	if len(id) <= 64 && !strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return sentPrefix + id
+		return p + id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return sentPrefix + "h:" + hex.EncodeToString(sum[:16])
+	return p + "h:" + hex.EncodeToString(sum[:16])
+}
+
+// spoolSum hashes a spooled message.
+func spoolSum(sp *spool.Spool) (string, error) {
+	r, err := sp.Reader()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }
 
 func (h *Handler) sentRecord(ctx context.Context, s *Session, key string) (sentRecord, error) {

@@ -182,11 +182,20 @@ func TestSendMailE2E(t *testing.T) {
 	if err := phone.SendMail(ctx, mime, client.ComposeOptions{ClientID: "c1", SaveInSent: true}); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
+	// A ClientId used again for another message (a client counting from
+	// 1 again) sends that message.
+	again := []byte("To: bob@example.test\r\nSubject: reused id\r\n\r\nanother message\r\n")
+	if err := phone.SendMail(ctx, again, client.ComposeOptions{ClientID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
 	marker := []byte("To: bob@example.test\r\nSubject: marker\r\n\r\nafter the retry\r\n")
 	if err := phone.SendMail(ctx, marker, client.ComposeOptions{ClientID: "c2"}); err != nil {
 		t.Fatal(err)
 	}
 	inbox := e.folderMessages("bob", "INBOX", "marker")
+	if n := len(withSubject(inbox, "reused id")); n != 1 {
+		t.Errorf("bob has %d copies of the message sent under a reused ClientId, want 1", n)
+	}
 	if n := len(withSubject(inbox, "dinner")); n != 1 {
 		t.Errorf("bob has %d copies of the retried message", n)
 	}

@@ -107,22 +107,24 @@ func searchWords(text string) []string {
 // withinDates keeps the uids (ascending) whose internal date is in
 // [since, before); a zero bound is open.
 func (s *session) withinDates(uids []uint32, since, before time.Time) ([]uint32, error) {
-	var set imap.UIDSet
-	set.AddRange(imap.UID(uids[0]), imap.UID(uids[len(uids)-1]))
-	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, InternalDate: true})
-	defer cmd.Close()
 	keep := make(map[uint32]bool, len(uids))
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		m, _, err := readMeta(msg, nil)
-		if err != nil {
-			return nil, err
+	// Only the matches, in chunks (a sparse set of many UIDs must not
+	// make one over-long command line, nor a fetch of every UID between).
+	for chunk := range slices.Chunk(uids, 1000) {
+		cmd := s.c.Fetch(uidSet(chunk), &imap.FetchOptions{UID: true, InternalDate: true})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			m, _, err := readMeta(msg, nil)
+			if err != nil {
+				cmd.Close()
+				return nil, err
+			}
+			if (since.IsZero() || !m.Date.Before(since)) && (before.IsZero() || m.Date.Before(before)) {
+				keep[m.UID] = true
+			}
 		}
-		if (since.IsZero() || !m.Date.Before(since)) && (before.IsZero() || m.Date.Before(before)) {
-			keep[m.UID] = true
+		if err := cmd.Close(); err != nil && !isNo(err, responseCodeExpungeIssued) {
+			return nil, fmt.Errorf("UID FETCH: %w", err)
 		}
-	}
-	if err := cmd.Close(); err != nil && !isNo(err, responseCodeExpungeIssued) {
-		return nil, fmt.Errorf("UID FETCH: %w", err)
 	}
 	return slices.DeleteFunc(uids, func(u uint32) bool { return !keep[u] }), nil
 }

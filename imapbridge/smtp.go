@@ -192,7 +192,9 @@ func (s *Submitter) submit(ctx context.Context, login, password, from string, to
 	c.CommandTimeout, c.SubmissionTimeout = s.timeout, s.timeout
 	step = "EHLO"
 	if err := c.Hello(s.local); err != nil {
-		return s.replyError(step, err)
+		// Before MAIL FROM a refusal says nothing of the message: the
+		// server or its configuration is at fault, and a retry may pass.
+		return fmt.Errorf("%w: %s: %s: %w", ErrUnavailable, s.cfg.Addr, step, err)
 	}
 	step = "AUTH"
 	if !c.SupportsAuth(sasl.Plain) {
@@ -203,7 +205,7 @@ func (s *Submitter) submit(ctx context.Context, login, password, from string, to
 		if errors.As(err, &se) && se.Code == 535 {
 			return fmt.Errorf("%w: %w: user %q at %s: %v", eas.ErrBadCredentials, ErrBadCredentials, login, s.cfg.Addr, se)
 		}
-		return s.replyError(step, err)
+		return fmt.Errorf("%w: %s: %s: %w", ErrUnavailable, s.cfg.Addr, step, err)
 	}
 	step = "MAIL FROM"
 	if err := c.Mail(from, nil); err != nil {
@@ -218,6 +220,10 @@ func (s *Submitter) submit(ctx context.Context, login, password, from string, to
 		case err == nil:
 		case errors.As(err, &se) && !se.Temporary():
 			refused = append(refused, fmt.Sprintf("<%s>: %d %s", rcpt, se.Code, se.Message))
+		case !errors.As(err, &se) && !errors.Is(err, io.EOF) && !isNetError(err):
+			// The client library refused the address itself (CR, LF):
+			// as permanent as a server's refusal.
+			refused = append(refused, fmt.Sprintf("<%q>: %v", rcpt, err))
 		default:
 			return s.replyError(step+" <"+rcpt+">", err)
 		}
@@ -241,6 +247,12 @@ func (s *Submitter) submit(ctx context.Context, login, password, from string, to
 	step = "QUIT"
 	_ = c.Quit() // the message is accepted: a failing QUIT changes nothing
 	return nil
+}
+
+// isNetError reports a network failure (the connection, not the address).
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // replyError maps an error of step: a permanent (5xx) reply refuses the
