@@ -89,7 +89,12 @@ func TestProxyForwardsAndCounts(t *testing.T) {
 	if greeting != "* OK hi\r\n" || l1 != "a1 OK done\r\n" || l2 != "a2 OK done\r\n" {
 		t.Fatalf("through the proxy: %q %q %q", greeting, l1, l2)
 	}
+	// The proxy counts a command after forwarding it, so the count may
+	// trail the answer by a moment.
 	got := p.counter.snapshot()
+	for deadline := time.Now().Add(5 * time.Second); got.Total < 2 && time.Now().Before(deadline); got = p.counter.snapshot() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got.Total != 2 || got.ByName["UID FETCH"] != 1 || got.Conns != 1 || got.Up != 33 || got.Down == 0 {
 		t.Errorf("counts %+v", got)
 	}
