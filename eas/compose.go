@@ -438,11 +438,10 @@ func (rw *rewriter) closeMixed(w io.Writer, boundary string) error {
 	return err
 }
 
-// entity writes one entity: a multipart with each of its parts (with a
-// fresh boundary, which the quote cannot contain), or a leaf, rewritten
-// or copied. top is set for the message's own multipart/mixed, which
-// takes the attachments.
-func (rw *rewriter) entity(w io.Writer, h textproto.Header, r io.Reader, depth int, top bool) error {
+// entityType returns an entity's media type with its parameters and its
+// disposition; no Content-Type is text/plain (RFC 2045 5.2), an
+// unreadable one application/octet-stream.
+func entityType(h textproto.Header) (mt string, params map[string]string, disp string) {
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil {
 		mt = "text/plain"
@@ -450,7 +449,16 @@ func (rw *rewriter) entity(w io.Writer, h textproto.Header, r io.Reader, depth i
 			mt = "application/octet-stream"
 		}
 	}
-	disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	disp, _, _ = mime.ParseMediaType(h.Get("Content-Disposition"))
+	return mt, params, disp
+}
+
+// entity writes one entity: a multipart with each of its parts (with a
+// fresh boundary, which the quote cannot contain), or a leaf, rewritten
+// or copied. top is set for the message's own multipart/mixed, which
+// takes the attachments.
+func (rw *rewriter) entity(w io.Writer, h textproto.Header, r io.Reader, depth int, top bool) error {
+	mt, params, disp := entityType(h)
 	switch {
 	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" && depth < maxMIMEDepth:
 		old := params["boundary"]
@@ -496,7 +504,7 @@ func (rw *rewriter) entity(w io.Writer, h textproto.Header, r io.Reader, depth i
 	if err := textproto.WriteHeader(w, h); err != nil {
 		return err
 	}
-	_, err = io.Copy(w, r)
+	_, err := io.Copy(w, r)
 	return err
 }
 
@@ -603,14 +611,7 @@ func readOriginal(r io.Reader, withAttachments bool) (*original, error) {
 }
 
 func (o *original) walk(h textproto.Header, r io.Reader, depth int, withAttachments bool) error {
-	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil {
-		mt = "text/plain"
-		if h.Has("Content-Type") {
-			mt = "application/octet-stream"
-		}
-	}
-	disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	mt, params, disp := entityType(h)
 	switch {
 	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" && depth < maxMIMEDepth:
 		mr := textproto.NewMultipartReader(r, params["boundary"])

@@ -200,6 +200,19 @@ func statusTagOf(top wbxml.Tag) wbxml.Tag {
 	return t
 }
 
+// newFolderName is the upstream name a FolderCreate or FolderUpdate asks
+// for (ParentId, DisplayName), or the status refusing it.
+func newFolderName(hr *hierarchy, body *wbxml.Node) (string, int) {
+	name, _, err := childName(hr, body.ChildText(wbxml.FolderHierarchyParentId), body.ChildText(wbxml.FolderHierarchyDisplayName))
+	switch {
+	case errors.Is(err, errFolderNoParent):
+		return "", folderParentGone
+	case err != nil:
+		return "", folderBadRequest
+	}
+	return name, folderOK
+}
+
 // folderCreate runs FolderCreate, MS-ASCMD 2.2.1.3. Mail folders only
 // (type 1 or 12); other types are for the store-backed classes.
 func (h *Handler) folderCreate(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error) {
@@ -208,12 +221,10 @@ func (h *Handler) folderCreate(ctx context.Context, s *Session, body *wbxml.Node
 		if typ != 1 && typ != folderUserMail {
 			return folderBadRequest, nil
 		}
-		name, _, err := childName(hr, body.ChildText(wbxml.FolderHierarchyParentId), body.ChildText(wbxml.FolderHierarchyDisplayName))
+		name, status := newFolderName(hr, body)
 		switch {
-		case errors.Is(err, errFolderNoParent):
-			return folderParentGone, nil
-		case err != nil:
-			return folderBadRequest, nil
+		case status != folderOK:
+			return status, nil
 		case hr.byName[name] != nil:
 			return folderExists, nil
 		}
@@ -231,12 +242,10 @@ func (h *Handler) folderUpdate(ctx context.Context, s *Session, body *wbxml.Node
 		case isSpecial(v):
 			return folderSpecial, nil
 		}
-		name, _, err := childName(hr, body.ChildText(wbxml.FolderHierarchyParentId), body.ChildText(wbxml.FolderHierarchyDisplayName))
+		name, status := newFolderName(hr, body)
 		switch {
-		case errors.Is(err, errFolderNoParent):
-			return folderParentGone, nil
-		case err != nil:
-			return folderBadRequest, nil
+		case status != folderOK:
+			return status, nil
 		case name == v.name:
 			return folderOK, nil
 		case hr.byName[name] != nil:

@@ -56,7 +56,11 @@ func (s *syncBuffer) String() string {
 
 var mailUsers = map[string]string{"alice": "alice-pw", "bob": "bob-pw"}
 
-func newMailEnv(t testing.TB) *mailEnv {
+func newMailEnv(t testing.TB) *mailEnv { return startMailEnv(t, false) }
+
+// startMailEnv starts the environment; with submit, a real Postfix
+// (delivering into the Dovecot) is behind Deps.Submit.
+func startMailEnv(t testing.TB, submit bool) *mailEnv {
 	t.Helper()
 	e := &mailEnv{t: t, dc: testenv.Dovecot(t, mailUsers), logs: &syncBuffer{}}
 	st, err := sqlite.Open(context.Background(), testenv.SQLitePath(t), sqlite.Options{Migrate: true})
@@ -75,14 +79,18 @@ func newMailEnv(t testing.TB) *mailEnv {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.pool = imapbridge.NewPool(cfg, imapbridge.PoolOptions{MaxPerUser: 3})
 	t.Cleanup(e.pool.Close)
-	h := eas.NewHandler(eas.Config{Domain: "example.test"}, eas.Deps{
+	deps := eas.Deps{
 		Store: st, Logger: log,
 		Auth: eas.PassThroughAuth{Users: st, Upstream: up, IsBadCredentials: func(err error) bool {
 			return errors.Is(err, imapbridge.ErrBadCredentials)
 		}},
 		Mail: imapbridge.NewBackend(e.pool, imapbridge.BackendOptions{}),
-	})
-	e.srv = httptest.NewServer(h)
+	}
+	if submit {
+		pf := testenv.Postfix(t, e.dc)
+		deps.Submit = imapbridge.NewSubmitter(imapbridge.SMTPConfig{Addr: pf.SubmissionAddr, TLS: imapbridge.TLSNone}, imapbridge.SubmitterOptions{Logger: log})
+	}
+	e.srv = httptest.NewServer(eas.NewHandler(eas.Config{Domain: "example.test"}, deps))
 	t.Cleanup(e.srv.Close)
 	t.Cleanup(func() {
 		if t.Failed() {

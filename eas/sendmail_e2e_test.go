@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,50 +14,12 @@ import (
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
 
-	"github.com/easd/easd/eas"
 	"github.com/easd/easd/eas/client"
-	"github.com/easd/easd/imapbridge"
-	"github.com/easd/easd/internal/testenv"
-	"github.com/easd/easd/store/sqlite"
 	"github.com/easd/easd/wbxml"
 )
 
-// newSendEnv is newMailEnv with a real Postfix behind Deps.Submit, and
-// the bridge straight to Dovecot.
-func newSendEnv(t testing.TB) *mailEnv {
-	t.Helper()
-	e := &mailEnv{t: t, dc: testenv.Dovecot(t, mailUsers), logs: &syncBuffer{}}
-	pf := testenv.Postfix(t, e.dc)
-	st, err := sqlite.Open(context.Background(), testenv.SQLitePath(t), sqlite.Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e.st = st
-	up, err := imapbridge.NewIMAPAuthenticator(imapbridge.Config{Addr: e.dc.Addr, TLS: imapbridge.TLSNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.pool = imapbridge.NewPool(imapbridge.Config{Addr: e.dc.Addr, TLS: imapbridge.TLSNone}, imapbridge.PoolOptions{MaxPerUser: 3})
-	t.Cleanup(e.pool.Close)
-	h := eas.NewHandler(eas.Config{Domain: "example.test"}, eas.Deps{
-		Store: st, Logger: log,
-		Auth: eas.PassThroughAuth{Users: st, Upstream: up, IsBadCredentials: func(err error) bool {
-			return errors.Is(err, imapbridge.ErrBadCredentials)
-		}},
-		Mail:   imapbridge.NewBackend(e.pool, imapbridge.BackendOptions{}),
-		Submit: imapbridge.NewSubmitter(imapbridge.SMTPConfig{Addr: pf.SubmissionAddr, TLS: imapbridge.TLSNone}, imapbridge.SubmitterOptions{Logger: log}),
-	})
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("easd log:\n%s", e.logs.String())
-		}
-	})
-	return e
-}
+// newSendEnv is newMailEnv with a real Postfix behind Deps.Submit.
+func newSendEnv(t testing.TB) *mailEnv { return startMailEnv(t, true) }
 
 // folderMessages returns the raw messages of a user's folder, waiting up
 // to 30 s until one has the subject want (none when want is "").
