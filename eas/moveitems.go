@@ -188,11 +188,24 @@ func (h *Handler) movePair(ctx context.Context, s *Session, mover MailMover, src
 	}
 
 	var gone []uint32
-	known := map[uint32]bool{} // new UIDs
+	known := map[uint32]bool{}     // new UIDs
+	answers := map[uint32]string{} // old UID -> new ServerId
+	var earlier *pendingMoves      // this device's moves not yet synced
 	for _, m := range ms {
 		nu, ok := moved[m.uid]
 		if !ok {
-			m.status = moveBadSource // no longer in the source
+			// No longer in the source: moved by this very device, whose
+			// first answer got lost? Then the same answer again.
+			if earlier == nil {
+				if earlier, err = h.loadMoves(ctx, s, src.ID); err != nil {
+					return err
+				}
+			}
+			if id, done := earlier.Moved[m.uid]; done {
+				m.status, m.dstMsg = moveOK, id
+				continue
+			}
+			m.status = moveBadSource
 			continue
 		}
 		m.status = moveOK
@@ -200,6 +213,7 @@ func (h *Handler) movePair(ctx context.Context, s *Session, mover MailMover, src
 			m.dstMsg = serverID(dst.ID, nu)
 			known[nu] = true
 		}
+		answers[m.uid] = m.dstMsg
 	}
 	for old := range moved {
 		gone = append(gone, old)
@@ -207,7 +221,7 @@ func (h *Handler) movePair(ctx context.Context, s *Session, mover MailMover, src
 	if len(gone) == 0 {
 		return nil
 	}
-	if err := h.recordMoves(ctx, s, src.ID, gone, nil); err != nil {
+	if err := h.recordMoves(ctx, s, src.ID, gone, nil, answers); err != nil {
 		return err
 	}
 	if len(known) == 0 {
@@ -234,5 +248,5 @@ func (h *Handler) movePair(ctx context.Context, s *Session, mover MailMover, src
 	if len(added) == 0 {
 		return nil
 	}
-	return h.recordMoves(ctx, s, dst.ID, nil, added)
+	return h.recordMoves(ctx, s, dst.ID, nil, added, nil)
 }

@@ -21,6 +21,10 @@ type pendingMoves struct {
 	// Added are the new UIDs moved into the collection, with what the
 	// device holds of them.
 	Added map[uint32]itemState `json:"a,omitempty"`
+	// Moved maps a UID moved out of the collection to its new ServerId
+	// ("" when the server did not say): a MoveItems retried because its
+	// answer was lost gets the same answer.
+	Moved map[uint32]string `json:"m,omitempty"`
 }
 
 func movesKey(device int64, coll string) string {
@@ -28,7 +32,7 @@ func movesKey(device int64, coll string) string {
 }
 
 // recordMoves adds to the pending moves of the session's device in coll.
-func (h *Handler) recordMoves(ctx context.Context, s *Session, coll string, gone []uint32, added map[uint32]itemState) error {
+func (h *Handler) recordMoves(ctx context.Context, s *Session, coll string, gone []uint32, added map[uint32]itemState, moved map[uint32]string) error {
 	unlock := h.locks.lock(s.Device.ID, []string{"moves/" + coll})
 	defer unlock()
 	pm, err := h.loadMoves(ctx, s, coll)
@@ -41,6 +45,12 @@ func (h *Handler) recordMoves(ctx context.Context, s *Session, coll string, gone
 	}
 	for uid, it := range added {
 		pm.Added[uid] = it
+	}
+	if len(moved) > 0 && pm.Moved == nil {
+		pm.Moved = map[uint32]string{}
+	}
+	for uid, id := range moved {
+		pm.Moved[uid] = id
 	}
 	b, err := json.Marshal(pm)
 	if err != nil {
@@ -99,6 +109,14 @@ func (m *mailSync) applyMoves(ctx context.Context) (bool, error) {
 				rest.Gone = append(rest.Gone, u)
 			}
 		}
+		for u, id := range cur.Moved {
+			if !gone[u] {
+				if rest.Moved == nil {
+					rest.Moved = map[uint32]string{}
+				}
+				rest.Moved[u] = id
+			}
+		}
 		for u, it := range cur.Added {
 			if _, done := pm.Added[u]; !done {
 				if rest.Added == nil {
@@ -108,7 +126,7 @@ func (m *mailSync) applyMoves(ctx context.Context) (bool, error) {
 			}
 		}
 		var b []byte
-		if len(rest.Gone)+len(rest.Added) > 0 {
+		if len(rest.Gone)+len(rest.Added)+len(rest.Moved) > 0 {
 			if b, err = json.Marshal(rest); err != nil {
 				return err
 			}
