@@ -35,6 +35,7 @@ type mailEnv struct {
 	pool  *imapbridge.Pool
 	proxy *cutProxy
 	logs  *syncBuffer
+	deps  eas.Deps // as the server was started, for restart
 }
 
 type syncBuffer struct {
@@ -90,6 +91,7 @@ func startMailEnv(t testing.TB, submit bool) *mailEnv {
 		pf := testenv.Postfix(t, e.dc)
 		deps.Submit = imapbridge.NewSubmitter(imapbridge.SMTPConfig{Addr: pf.SubmissionAddr, TLS: imapbridge.TLSNone}, imapbridge.SubmitterOptions{Logger: log})
 	}
+	e.deps = deps
 	e.srv = httptest.NewServer(eas.NewHandler(eas.Config{Domain: "example.test"}, deps))
 	t.Cleanup(e.srv.Close)
 	t.Cleanup(func() {
@@ -98,6 +100,19 @@ func startMailEnv(t testing.TB, submit bool) *mailEnv {
 		}
 	})
 	return e
+}
+
+// restart replaces the server by a new one on the same store, with new
+// IMAP connections and nothing kept in memory, as after a process restart.
+func (e *mailEnv) restart() {
+	e.srv.Close()
+	e.pool.Close()
+	e.pool = imapbridge.NewPool(imapbridge.Config{Addr: e.proxy.addr, TLS: imapbridge.TLSNone}, imapbridge.PoolOptions{MaxPerUser: 3})
+	e.t.Cleanup(e.pool.Close)
+	deps := e.deps
+	deps.Mail = imapbridge.NewBackend(e.pool, imapbridge.BackendOptions{})
+	e.srv = httptest.NewServer(eas.NewHandler(eas.Config{Domain: "example.test"}, deps))
+	e.t.Cleanup(e.srv.Close)
 }
 
 // phone returns a client for user with its own device id.

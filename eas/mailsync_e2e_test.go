@@ -371,3 +371,41 @@ func TestMailAndroid121Session(t *testing.T) {
 		t.Errorf("GetAttachment: %d bytes, %v", len(data), err)
 	}
 }
+
+// TestMailSyncAcrossRestart: folder and message ServerIds, and sync keys,
+// survive a restart of the server: the phone goes on without a resync.
+func TestMailSyncAcrossRestart(t *testing.T) {
+	e := newMailEnv(t)
+	e.dc.Deliver(t, "alice", "Work", message(1, "work", "x"))
+	for i := range 5 {
+		e.dc.Deliver(t, "alice", "", message(i, "before", "x"))
+	}
+	c := e.phone("alice", "IPHONE1", "iPhone", "14.1")
+	fs, fkey := folders(t, c)
+	inbox := fs["Inbox"].ServerID
+	items, key := syncAll(t, c, inbox, client.SyncOptions{})
+
+	e.restart()
+	c = e.phone("alice", "IPHONE1", "iPhone", "14.1")
+	fc, err := c.FolderSync(context.Background(), fkey)
+	if err != nil || len(fc.Added)+len(fc.Updated)+len(fc.Deleted) != 0 {
+		t.Fatalf("FolderSync after the restart: %+v, %v; want no change", fc, err)
+	}
+	r := syncOnce(t, c, client.SyncCollection{SyncKey: key, CollectionID: inbox})
+	if r.Status != 1 || r.ItemCount() != 0 {
+		t.Fatalf("Sync after the restart: status %d, %d items; want no change", r.Status, r.ItemCount())
+	}
+	e.dc.Deliver(t, "alice", "", message(9, "after", "x"))
+	r = syncOnce(t, c, client.SyncCollection{SyncKey: r.SyncKey, CollectionID: inbox})
+	if len(r.Adds) != 1 || appText(r.Adds[0], wbxml.EmailSubject) != "after" {
+		t.Errorf("after the restart: adds %v, want only the new message", ids(r.Adds))
+	}
+	if _, dup := items[r.Adds[0].ServerID]; dup {
+		t.Errorf("the new message got the id %s of an old one", r.Adds[0].ServerID)
+	}
+	// A second device, new after the restart, gets the same folder ids.
+	other, _ := folders(t, e.phone("alice", "ANDROID9", "Android", "14.1"))
+	if other["Work"].ServerID != fs["Work"].ServerID || other["Inbox"].ServerID != inbox {
+		t.Errorf("folder ids after the restart: %v, before %v", other, fs)
+	}
+}
