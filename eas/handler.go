@@ -40,6 +40,7 @@ type Store interface {
 	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)
 	PutUserSetting(ctx context.Context, userID int64, key string, value []byte) error
 	SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (store.SyncState, error)
+	LatestSyncState(ctx context.Context, deviceID int64, collection string) (store.SyncState, error)
 	PutSyncState(ctx context.Context, s store.SyncState) error
 	DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error
 }
@@ -127,6 +128,9 @@ type Deps struct {
 	// Submit sends mail (SendMail, SmartReply, SmartForward); nil serves
 	// none of them.
 	Submit Submitter
+	// Bus carries change notices to and from other easd instances
+	// sharing the store; nil with one instance.
+	Bus ChangeBus
 	// Observe, when set, is told the outcome of every POST: the command
 	// (one of the MS-ASHTTP command names, or "other") and "ok",
 	// "status_N" or "http_N". Metrics hang off it.
@@ -193,6 +197,7 @@ type Handler struct {
 	busy       chan struct{} // one token per running command; nil when unbounded
 	locks      keyLocks      // per (device, collection) sync state
 	checks     chan struct{} // one token per password check running
+	hub        *hub          // parked requests of this process
 }
 
 // NewHandler returns the ActiveSync handler.
@@ -210,6 +215,7 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 		h.busy = make(chan struct{}, cfg.MaxConcurrent)
 	}
 	h.checks = newChecks()
+	h.hub = newHub()
 	h.commands = map[string]command{
 		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, maxBody: smallBody, run: h.provision},
 		"Settings":  {tag: wbxml.SettingsSettings, maxBody: smallBody, run: h.settings},

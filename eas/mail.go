@@ -204,3 +204,33 @@ type Submitter interface {
 
 // ErrRecipientRefused reports a recipient the submission server refused.
 var ErrRecipientRefused = errors.New("eas: recipient refused")
+
+// MailWatcher is the optional capability of a MailBackend that push
+// (Ping, Sync with Wait) uses to learn, without polling per device, that
+// folders of a mailbox may have changed. imapbridge implements it with
+// one IMAP connection per user, shared by every Watch of that user.
+type MailWatcher interface {
+	// Watch starts reporting changes of the given folders (full
+	// upstream names) of a's mailbox to fn, and of the folder list itself,
+	// until stop is called. It returns at once: the watch is set up in the
+	// background, and fn may be called from another goroutine, never
+	// concurrently for one Watch. fn must not block. Calling stop more
+	// than once is harmless.
+	Watch(a MailAccount, folders []string, fn func(MailEvent)) (stop func())
+}
+
+// MailEvent tells a watcher that something may have changed. Events are
+// hints: whoever receives one compares with its own state, so a
+// spurious event costs a check, never a wrong answer.
+type MailEvent struct {
+	// Folder is the folder that may have changed; "" for none.
+	Folder string
+	// Status, when not zero, are Folder's counters as the watcher last
+	// read them (after the change).
+	Status MailStatus
+	// Hierarchy: folders may have been created, deleted or renamed.
+	Hierarchy bool
+	// Resync: the watcher was (re)connected or lost events; every folder
+	// may have changed.
+	Resync bool
+}

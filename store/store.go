@@ -160,6 +160,9 @@ type Store interface {
 	PutSyncState(ctx context.Context, s SyncState) error
 	// SyncState returns the state stored under the key. ErrNotFound if absent.
 	SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (SyncState, error)
+	// LatestSyncState returns the newest state of one collection of a
+	// device (the last one PutSyncState stored). ErrNotFound if none.
+	LatestSyncState(ctx context.Context, deviceID int64, collection string) (SyncState, error)
 	// UserSetting returns a per-user setting (e.g. "oof"), stored as an
 	// opaque value. ErrNotFound if never set.
 	UserSetting(ctx context.Context, userID int64, key string) ([]byte, error)

@@ -398,6 +398,29 @@ func (s *Store) SyncState(ctx context.Context, deviceID int64, collection, syncK
 	return st, nil
 }
 
+// LatestSyncState returns the newest state of one collection of a
+// device. store.ErrNotFound if none.
+func (s *Store) LatestSyncState(ctx context.Context, deviceID int64, collection string) (store.SyncState, error) {
+	st := store.SyncState{DeviceID: deviceID, Collection: collection}
+	err := s.withConn(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `
+			SELECT sync_key, data, created_at FROM sync_states
+			WHERE device_id = $1 AND collection = $2
+			ORDER BY seq DESC LIMIT 1`,
+			deviceID, collection).Scan(&st.SyncKey, &st.Data, &st.CreatedAt)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.SyncState{}, fmt.Errorf("postgres: latest sync state of device %d collection %q: %w", deviceID, collection, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.SyncState{}, fmt.Errorf("postgres: latest sync state of device %d collection %q: %w", deviceID, collection, err)
+	}
+	if st.Data == nil {
+		st.Data = []byte{}
+	}
+	return st, nil
+}
+
 // DeleteSyncStates removes every state of one collection of a device, or
 // of every collection when collection is "*".
 func (s *Store) DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error {

@@ -396,6 +396,29 @@ func (s *Store) SyncState(ctx context.Context, deviceID int64, collection, syncK
 	return st, nil
 }
 
+// LatestSyncState returns the newest state of one collection of a
+// device. store.ErrNotFound if none.
+func (s *Store) LatestSyncState(ctx context.Context, deviceID int64, collection string) (store.SyncState, error) {
+	st := store.SyncState{DeviceID: deviceID, Collection: collection}
+	var created int64
+	err := s.r.QueryRowContext(ctx, `
+		SELECT sync_key, data, created_at FROM sync_states
+		WHERE device_id = ? AND collection = ?
+		ORDER BY seq DESC LIMIT 1`,
+		deviceID, collection).Scan(&st.SyncKey, &st.Data, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.SyncState{}, fmt.Errorf("sqlite: latest sync state of device %d collection %q: %w", deviceID, collection, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.SyncState{}, fmt.Errorf("sqlite: latest sync state of device %d collection %q: %w", deviceID, collection, err)
+	}
+	if st.Data == nil {
+		st.Data = []byte{}
+	}
+	st.CreatedAt = fromDB(created)
+	return st, nil
+}
+
 // DeleteSyncStates removes every state of one collection of a device, or
 // of every collection when collection is "*".
 func (s *Store) DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error {

@@ -695,6 +695,26 @@ func testSyncStateKeepsTwo(t *testing.T, s store.Store) {
 	// Other collections and devices are unaffected.
 	wantState(t, s, d.ID, "6", "k1", "d6-1")
 	wantState(t, s, e.ID, "5", "k1", "e5-1")
+
+	// The newest is the last stored, also when an older key is stored again.
+	wantLatest(t, s, d.ID, "5", "k4", "four")
+	mustPut(t, s, d.ID, "5", "k3", "three again")
+	wantLatest(t, s, d.ID, "5", "k3", "three again")
+	wantLatest(t, s, e.ID, "5", "k1", "e5-1")
+	if _, err := s.LatestSyncState(t.Context(), d.ID, "none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LatestSyncState of a collection without states: err = %v, want ErrNotFound", err)
+	}
+}
+
+func wantLatest(t *testing.T, s store.Store, dev int64, coll, key, data string) {
+	t.Helper()
+	st, err := s.LatestSyncState(t.Context(), dev, coll)
+	if err != nil {
+		t.Fatalf("LatestSyncState(%d, %q): %v", dev, coll, err)
+	}
+	if st.SyncKey != key || string(st.Data) != data {
+		t.Errorf("LatestSyncState(%d, %q) = %q %q, want %q %q", dev, coll, st.SyncKey, st.Data, key, data)
+	}
 }
 
 func testSyncStateReplace(t *testing.T, s store.Store) {
