@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -49,6 +50,18 @@ type BackendOptions struct {
 	// MasterSeparator joins user and master user; "*" when empty
 	// (Dovecot's auth_master_user_separator).
 	MasterSeparator string
+	// WatchSweep is how often a user's watcher (Backend.Watch) looks at
+	// the watched folders it does not IDLE on (STATUS) and at the folder
+	// list (LIST); 0 means DefaultWatchSweep.
+	WatchSweep time.Duration
+	// WatchSweepMax bounds the folders one sweep STATUSes; more are
+	// looked at in turn over several sweeps. 0 means
+	// DefaultWatchSweepMax.
+	WatchSweepMax int
+	// WatchLinger is how long a user's watcher connection stays open
+	// after the last Watch of the user stopped, for the next one (a
+	// phone's next Ping); 0 means DefaultWatchLinger.
+	WatchLinger time.Duration
 }
 
 // Backend is the mailbox of eas.MailBackend over IMAP, through a Pool.
@@ -79,6 +92,8 @@ type Backend struct {
 	// without lists capabilities to ignore although the server has them,
 	// for tests of the fallbacks.
 	without []imap.Cap
+	// watch holds the change watchers (watcher.go).
+	watch watchHub
 }
 
 var _ eas.MailBackend = (*Backend)(nil)
@@ -95,6 +110,7 @@ func NewBackend(pool *Pool, opts BackendOptions) *Backend {
 	if opts.MasterUser != "" {
 		b.master = BackendOptions{MasterUser: opts.MasterUser, MasterPassword: opts.MasterPassword, MasterSeparator: cmp.Or(opts.MasterSeparator, "*")}
 	}
+	b.watch.configure(opts)
 	return b
 }
 

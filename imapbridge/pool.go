@@ -574,10 +574,26 @@ func (p *Pool) mac(user, password string) [sha256.Size]byte {
 // dial opens a connection to the upstream and logs in as user, as
 // IMAPAuthenticator.Verify does, but keeps the connection.
 func (p *Pool) dial(ctx context.Context, user, password string, mac [sha256.Size]byte) (*poolConn, error) {
-	a := p.auth
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(p.ctx, cancel)() // Close aborts dials
+	c, err := p.auth.dialLogin(ctx, user, password, imapclient.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &poolConn{c: c, mac: mac}, nil
+}
+
+// dialLogin opens a connection to the upstream and logs in as user, as
+// Verify does, but keeps the connection and returns its client. opts are
+// the client's options (e.g. a UnilateralDataHandler), but TLSConfig
+// comes from the Config and DebugWriter is dropped: it would see the
+// password. The whole is bounded by
+// ctx and the Config's Timeout; once logged in, imapclient bounds each
+// command and response itself. Errors are as Pool.Acquire's.
+func (a *IMAPAuthenticator) dialLogin(ctx context.Context, user, password string, opts imapclient.Options) (*imapclient.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
 
 	conn, err := a.dial(ctx)
 	if err != nil {
@@ -589,15 +605,15 @@ func (p *Pool) dial(ctx context.Context, user, password string, mac [sha256.Size
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	// DebugWriter stays nil: it would see the password.
-	opts := &imapclient.Options{TLSConfig: a.tlsConfig()}
+	opts.TLSConfig = a.tlsConfig()
+	opts.DebugWriter = nil
 	var c *imapclient.Client
 	if a.cfg.TLS == TLSStartTLS {
-		if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
+		if c, err = imapclient.NewStartTLS(conn, &opts); err != nil {
 			return nil, a.unavailable(ctx, "STARTTLS", err)
 		}
 	} else {
-		c = imapclient.New(conn, opts)
+		c = imapclient.New(conn, &opts)
 	}
 	ok := false
 	defer func() {
@@ -628,5 +644,5 @@ func (p *Pool) dial(ctx context.Context, user, password string, mac [sha256.Size
 	// From now on imapclient bounds each command and response itself.
 	_ = conn.SetDeadline(time.Time{})
 	ok = true
-	return &poolConn{c: c, mac: mac}, nil
+	return c, nil
 }

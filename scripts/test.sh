@@ -37,6 +37,15 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Dovecot tells IDLE clients of changes through inotify, one instance per
+# IMAP process: the kernel's default of 128 per user is soon taken by the
+# test Dovecots (and their other users' processes), after which Dovecot
+# falls back to polling every 30 s and push tests time out. Raise it when
+# we may (best effort; containers may refuse).
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)" -lt 1024 ]; then
+  as_root sysctl -q -w fs.inotify.max_user_instances=1024 2>/dev/null || say "cannot raise fs.inotify.max_user_instances; push tests may be slow"
+fi
+
 # --- PostgreSQL ----------------------------------------------------------------
 cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
