@@ -99,9 +99,106 @@ type SyncState struct {
 	CreatedAt  time.Time
 }
 
+// Item classes kept in the store (the mail class lives upstream, in IMAP).
+const (
+	ClassCalendar = "Calendar"
+	ClassContacts = "Contacts"
+	ClassTasks    = "Tasks"
+	ClassNotes    = "Notes"
+)
+
+// Collection is a folder of store-side items of one class: a user's
+// calendar, address book, task list or notes.
+type Collection struct {
+	ID     int64
+	UserID int64
+	// Class is one of the Class* constants.
+	Class string
+	// ParentID is the containing collection, 0 at the top level.
+	ParentID int64
+	// Name is the display name, unique among the user's collections with
+	// the same parent.
+	Name string
+	// Default marks the user's default collection of its class (EAS
+	// folder types 7-10); at most one per user and class. Others are
+	// user-created (types 13-17).
+	Default bool
+	// ModSeq is the highest item ModSeq in the collection (0 when none
+	// was ever written): unchanged ModSeq means unchanged items.
+	ModSeq    int64
+	CreatedAt time.Time
+}
+
+// Item is one stored item: its standard form (iCalendar or vCard text)
+// and the index sync needs, or the tombstone of a deleted item.
+type Item struct {
+	ID           int64
+	CollectionID int64
+	// UID is the iCalendar or vCard UID; unique among the collection's
+	// live items.
+	UID string
+	// Data is the item's text; nil for a tombstone.
+	Data []byte
+	// ModSeq orders the changes of one collection: every write or
+	// delete gives the item the collection's next ModSeq.
+	ModSeq int64
+	// Deleted marks a tombstone, kept so that devices learn of the
+	// deletion.
+	Deleted bool
+	// Start and End bound the item in time for sync windows (FilterType);
+	// zero when not set (End zero: no end).
+	Start, End time.Time
+	// Summary is a short label (subject, name) for logs and admin tools.
+	Summary   string
+	UpdatedAt time.Time
+}
+
+// ItemStore is the part of the store holding calendar, contacts, tasks
+// and notes. Every write is one transaction. The item methods take a
+// collection id only: callers check that the collection is the user's
+// (Collection, Collections) before touching its items. Item ids are
+// unique across collections; a UID is required (callers make one up for
+// classes without, such as notes). Tombstones are kept (not pruned yet).
+type ItemStore interface {
+	// Collections lists a user's collections ordered by ID.
+	Collections(ctx context.Context, userID int64) ([]Collection, error)
+	// CreateCollection adds a collection (ID, ModSeq and CreatedAt are
+	// assigned). ErrExists if the user has one with the same parent and
+	// name, or already a default one of the class; ErrNotFound if the user
+	// or the parent (of the same user) does not exist.
+	CreateCollection(ctx context.Context, c Collection) (Collection, error)
+	// UpdateCollection renames or moves a collection of c.UserID (Name,
+	// ParentID). ErrNotFound if absent, ErrExists on a name clash.
+	UpdateCollection(ctx context.Context, c Collection) error
+	// DeleteCollection removes a collection of the user with its items
+	// and its child collections. ErrNotFound if absent.
+	DeleteCollection(ctx context.Context, userID, id int64) error
+	// PutItem stores it in it.CollectionID: an insert when it.ID is 0
+	// (ErrExists if a live item has the same UID), else a replace of the
+	// live item it.ID (ErrNotFound if absent or deleted). The item gets
+	// the collection's next ModSeq and UpdatedAt; the stored item is
+	// returned.
+	PutItem(ctx context.Context, it Item) (Item, error)
+	// DeleteItem turns a live item into a tombstone with the next ModSeq
+	// (its Data dropped). ErrNotFound if absent or already deleted.
+	DeleteItem(ctx context.Context, collectionID, id int64) (Item, error)
+	// Item returns a live item. ErrNotFound if absent or deleted.
+	Item(ctx context.Context, collectionID, id int64) (Item, error)
+	// ItemByUID returns the live item with that UID. ErrNotFound if none.
+	ItemByUID(ctx context.Context, collectionID int64, uid string) (Item, error)
+	// ItemChanges returns the items and tombstones of a collection with
+	// ModSeq > since, ascending by ModSeq, at most limit (0: no limit);
+	// tombstones have no Data.
+	ItemChanges(ctx context.Context, collectionID, since int64, limit int) ([]Item, error)
+	// Collection returns one collection of the user. ErrNotFound if
+	// absent.
+	Collection(ctx context.Context, userID, id int64) (Collection, error)
+}
+
 // Store is the persistence contract. Implementations: store/sqlite,
 // store/postgres.
 type Store interface {
+	ItemStore
 	// Ping checks that the database answers; /healthz calls it.
 	Ping(ctx context.Context) error
 	// Close releases the database handle.

@@ -182,4 +182,20 @@ func TestOptionsNow(t *testing.T) {
 	if err != nil || got.CreatedAt != want || u.CreatedAt != want || d.FirstSeen != want || d.LastSeen != want {
 		t.Errorf("times = %v, %v, %v, %v (%v); want %v", u.CreatedAt, got.CreatedAt, d.FirstSeen, d.LastSeen, err, want)
 	}
+	c, err := s.CreateCollection(t.Context(), store.Collection{UserID: u.ID, Class: store.ClassNotes, Name: "Notes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.PutItem(t.Context(), store.Item{CollectionID: c.ID, UID: "n", Data: []byte("n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotC, err := s.Collection(t.Context(), u.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotIt, err := s.Item(t.Context(), c.ID, it.ID)
+	if err != nil || c.CreatedAt != want || gotC.CreatedAt != want || it.UpdatedAt != want || gotIt.UpdatedAt != want {
+		t.Errorf("collection and item times = %v, %v, %v, %v (%v); want %v", c.CreatedAt, gotC.CreatedAt, it.UpdatedAt, gotIt.UpdatedAt, err, want)
+	}
 }

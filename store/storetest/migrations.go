@@ -47,7 +47,7 @@ func RunMigrations(t *testing.T, dialect string, newDB func(t *testing.T) func(t
 		if diff := cmp.Diff(all, applied); diff != "" {
 			t.Errorf("first Apply applied (-want +got):\n%s", diff)
 		}
-		for _, table := range []string{"users", "devices", "sync_states", "schema_migrations"} {
+		for _, table := range []string{"users", "devices", "sync_states", "user_settings", "collections", "items", "schema_migrations"} {
 			if ok, err := m.TableExists(ctx, table); err != nil || !ok {
 				t.Errorf("table %s exists = %v, %v; want true", table, ok, err)
 			}

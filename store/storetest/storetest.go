@@ -48,6 +48,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ContextCanceled", testContextCanceled},
 		{"UserSettings", testUserSettings},
 		{"InvalidValues", testInvalidValues},
+		{"Collections", testCollections},
+		{"CollectionExists", testCollectionExists},
+		{"CollectionNotFound", testCollectionNotFound},
+		{"UpdateCollection", testUpdateCollection},
+		{"DeleteCollectionCascades", testDeleteCollection},
+		{"DeleteUserCascadesCollections", testDeleteUserCollections},
+		{"PutItem", testPutItem},
+		{"ItemUID", testItemUID},
+		{"ItemModSeq", testItemModSeq},
+		{"ItemChanges", testItemChanges},
+		{"ItemTimes", testItemTimes},
+		{"ConcurrentPutItem", testConcurrentPutItem},
+		{"ItemIsolation", testItemIsolation},
+		{"ItemsContextCanceled", testItemsContextCanceled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
