@@ -41,7 +41,7 @@ func (h *Handler) getItemEstimate(ctx context.Context, s *Session, body *wbxml.N
 		key := c.ChildText(wbxml.AirSyncSyncKey)
 		filterText := c.ChildText(wbxml.AirSyncFilterType)
 		for o := range c.Each(wbxml.AirSyncOptions) {
-			if cl := o.ChildText(wbxml.AirSyncClass); cl != "" && cl != "Email" {
+			if cl := o.ChildText(wbxml.AirSyncClass); cl == "SMS" {
 				continue
 			}
 			if f := o.ChildText(wbxml.AirSyncFilterType); f != "" {
@@ -71,6 +71,9 @@ func (h *Handler) estimate(ctx context.Context, s *Session, hr *hierarchy, id, k
 	f := hr.byID[id]
 	if f == nil {
 		return estimateBadCollection, 0, nil
+	}
+	if f.coll != 0 {
+		return h.estimateItems(ctx, s, f, key, filter)
 	}
 	var st *mailState
 	switch key {
@@ -106,23 +109,33 @@ func (h *Handler) estimate(ctx context.Context, s *Session, hr *hierarchy, id, k
 		s.Log.Warn("estimate failed", "folder", f.name, "err", err)
 		return estimateBadCollection, 0, nil
 	}
-	n := 0
-	inWin := make(map[uint32]bool, len(scan.UIDs))
-	for _, u := range scan.UIDs {
-		inWin[u] = true
-		if _, ok := st.Items[u]; !ok {
-			n++
-		}
-	}
-	for u := range st.Items {
-		if !inWin[u] {
-			n++
-		}
-	}
-	for _, mm := range scan.Changed {
-		if it, ok := st.Items[mm.UID]; ok && inWin[mm.UID] && (it.Flags != mm.Flags&flagMask || it.Kw != kwHash(categoriesOf(mm.Keywords))) {
-			n++
-		}
-	}
+	n := countChanges(st.Items, scan)
 	return estimateOK, n, nil
+}
+
+// estimateItems counts what Sync would send of a store collection.
+func (h *Handler) estimateItems(ctx context.Context, s *Session, f *folderView, key string, filter int) (int, int, error) {
+	var st *pimState
+	switch key {
+	case "":
+		return estimateNotPrimed, 0, nil
+	case "0":
+		st = &pimState{Held: map[int64]int64{}}
+	default:
+		var err error
+		if st, err = h.loadPimState(ctx, s, f.ID, key); err != nil {
+			return 0, 0, err
+		}
+		if st == nil {
+			return estimateInvalidSyncKey, 0, nil
+		}
+	}
+	if filter < 0 {
+		filter = st.Filter
+	}
+	d, err := h.pimDiff(ctx, f.coll, st, filter, 1<<20, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	return estimateOK, d.count(), nil
 }

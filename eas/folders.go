@@ -53,9 +53,11 @@ type folderView struct {
 	DisplayName string `json:"n"`
 	Type        int    `json:"t"`
 
-	name     string // upstream name; "" for the Outbox
+	name     string // upstream name; "" for the Outbox and store collections
 	delim    rune
 	noSelect bool
+	coll     int64  // store collection id; 0 for mail folders
+	class    string // store collection class; "" for mail
 }
 
 // hierarchy is the mailbox's folder tree with ServerIds.
@@ -194,9 +196,12 @@ func (m *folderMap) assign(list []MailFolder) bool {
 // updating the user's folder map when folders appeared, vanished, were
 // renamed or changed.
 func (h *Handler) hierarchy(ctx context.Context, s *Session) (*hierarchy, error) {
-	list, err := h.deps.Mail.Folders(ctx, s.Account)
-	if err != nil {
-		return nil, mailError(err)
+	var list []MailFolder
+	if h.deps.Mail != nil {
+		var err error
+		if list, err = h.deps.Mail.Folders(ctx, s.Account); err != nil {
+			return nil, mailError(err)
+		}
 	}
 	// The map is read, changed and written under the user's lock: ids
 	// are handed out once (within this process; several instances on
@@ -231,7 +236,7 @@ func (h *Handler) hierarchy(ctx context.Context, s *Session) (*hierarchy, error)
 			return nil, err
 		}
 	}
-	return m.hierarchy(), nil
+	return h.withCollections(ctx, s, m.hierarchy())
 }
 
 // renameInMap renames a folder and its subfolders in the user's folder
@@ -271,8 +276,11 @@ func (h *Handler) knownHierarchy(ctx context.Context, s *Session, ids ...string)
 	if err != nil {
 		return nil, err
 	}
-	if raw != nil {
-		hr := m.hierarchy()
+	if raw != nil || h.deps.Mail == nil {
+		hr, err := h.withCollections(ctx, s, m.hierarchy())
+		if err != nil {
+			return nil, err
+		}
 		complete := true
 		for _, id := range ids {
 			if id != "" && hr.byID[id] == nil {

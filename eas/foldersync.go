@@ -24,12 +24,18 @@ const (
 
 // mailCommands registers the commands served by the mail backend.
 func (h *Handler) mailCommands() {
+	// FolderSync, Sync, Ping and GetItemEstimate serve mail folders and
+	// store collections alike; the rest needs the mailbox.
 	h.commands["FolderSync"] = command{tag: wbxml.FolderHierarchyFolderSync, maxBody: smallBody, run: h.folderSync}
 	h.commands["FolderCreate"] = command{tag: wbxml.FolderHierarchyFolderCreate, maxBody: smallBody, run: h.folderCreate}
 	h.commands["FolderUpdate"] = command{tag: wbxml.FolderHierarchyFolderUpdate, maxBody: smallBody, run: h.folderUpdate}
 	h.commands["FolderDelete"] = command{tag: wbxml.FolderHierarchyFolderDelete, maxBody: smallBody, run: h.folderDelete}
 	h.commands["Sync"] = command{tag: wbxml.AirSyncSync, run: h.sync}
+	h.commands["Ping"] = command{tag: wbxml.PingPing, maxBody: smallBody, run: h.ping}
 	h.commands["GetItemEstimate"] = command{tag: wbxml.GetItemEstimateGetItemEstimate, maxBody: smallBody, run: h.getItemEstimate}
+	if h.deps.Mail == nil {
+		return
+	}
 	h.commands["ItemOperations"] = command{tag: wbxml.ItemOperationsItemOperations, maxBody: smallBody, raw: h.itemOperations}
 	h.commands["GetAttachment"] = command{maxBody: smallBody, raw: h.getAttachment}
 	if _, ok := h.deps.Mail.(MailMover); ok {
@@ -158,6 +164,8 @@ func (h *Handler) folderOp(ctx context.Context, s *Session, body *wbxml.Node, to
 	if err := h.saveFolderState(ctx, s, next); err != nil {
 		return nil, err
 	}
+	// The user's other devices hear of it (Ping status 7).
+	s.OnDone(func() { h.publish(ctx, s.User.ID, "") })
 	resp := wbxml.E(top, wbxml.T(statusTagOf(top), strconv.Itoa(folderOK)), wbxml.T(wbxml.FolderHierarchySyncKey, next.key()))
 	if top == wbxml.FolderHierarchyFolderCreate {
 		// The new folder is the one in after and not in hr.
@@ -218,7 +226,10 @@ func newFolderName(hr *hierarchy, body *wbxml.Node) (string, int) {
 func (h *Handler) folderCreate(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error) {
 	return h.folderOp(ctx, s, body, wbxml.FolderHierarchyFolderCreate, func(hr *hierarchy) (int, error) {
 		typ, _ := strconv.Atoi(body.ChildText(wbxml.FolderHierarchyType))
-		if typ != 1 && typ != folderUserMail {
+		if classOfType(typ) != "" && h.deps.Items != nil {
+			return h.collectionOp(ctx, s, hr, wbxml.FolderHierarchyFolderCreate, nil, body)
+		}
+		if (typ != 1 && typ != folderUserMail) || h.deps.Mail == nil {
 			return folderBadRequest, nil
 		}
 		name, status := newFolderName(hr, body)
@@ -239,6 +250,8 @@ func (h *Handler) folderUpdate(ctx context.Context, s *Session, body *wbxml.Node
 		switch {
 		case v == nil:
 			return folderNotFound, nil
+		case v.coll != 0:
+			return h.collectionOp(ctx, s, hr, wbxml.FolderHierarchyFolderUpdate, v, body)
 		case isSpecial(v):
 			return folderSpecial, nil
 		}
@@ -267,6 +280,8 @@ func (h *Handler) folderDelete(ctx context.Context, s *Session, body *wbxml.Node
 		switch {
 		case v == nil:
 			return folderNotFound, nil
+		case v.coll != 0:
+			return h.collectionOp(ctx, s, hr, wbxml.FolderHierarchyFolderDelete, v, body)
 		case isSpecial(v):
 			return folderSpecial, nil
 		}

@@ -18,8 +18,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/internal/spool"
 	"github.com/easd/easd/store"
 	"github.com/easd/easd/wbxml"
@@ -77,6 +79,21 @@ type Config struct {
 	// get HTTP 503 with Retry-After (MS-ASHTTP 3.2.5.1) instead of piling
 	// up. 0 means no bound. Long polls will give up their slot while parked.
 	MaxConcurrent int
+	// HeartbeatMin and HeartbeatMax bound the interval Ping and Sync may
+	// ask to be held for (MS-ASCMD 2.2.3.88; Exchange allows 60 s to
+	// 3540 s, the defaults). Outside it: Ping status 5, Sync status 14.
+	HeartbeatMin, HeartbeatMax time.Duration
+	// MaxPingFolders bounds the folders one Ping watches (status 6 past
+	// it); 300 by default.
+	MaxPingFolders int
+	// MaxParked bounds the requests parked at once (Ping, Sync with
+	// Wait); past it HTTP 503 with Retry-After. 0 means no bound.
+	MaxParked int
+	// HoldLimits caps how long requests of a device type (lower case,
+	// "*" for any other) are held whatever interval they ask for:
+	// carriers and proxies cut idle connections earlier. The answer is
+	// then "nothing changed" and the phone asks again.
+	HoldLimits map[string]time.Duration
 }
 
 // smallBody caps the body of commands that carry no MIME or attachments.
@@ -108,6 +125,15 @@ func (c *Config) defaults() {
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 15 * time.Minute
 	}
+	if c.HeartbeatMin <= 0 {
+		c.HeartbeatMin = 60 * time.Second
+	}
+	if c.HeartbeatMax <= 0 {
+		c.HeartbeatMax = 3540 * time.Second
+	}
+	if c.MaxPingFolders <= 0 {
+		c.MaxPingFolders = 300
+	}
 }
 
 // Deps are the handler's collaborators.
@@ -128,9 +154,17 @@ type Deps struct {
 	// Submit sends mail (SendMail, SmartReply, SmartForward); nil serves
 	// none of them.
 	Submit Submitter
+	// Items keeps calendar, contacts, tasks and notes, converted by
+	// Codecs (by class: "Calendar", "Contacts", "Tasks", "Notes"); a
+	// class without a codec is not served. Nil serves none.
+	Items  ItemStore
+	Codecs map[string]item.Codec
 	// Bus carries change notices to and from other easd instances
 	// sharing the store; nil with one instance.
 	Bus ChangeBus
+	// ObservePush, when set, is told how long a parked request took from
+	// the notice that woke it to the decision to answer (a metric).
+	ObservePush func(time.Duration)
 	// Observe, when set, is told the outcome of every POST: the command
 	// (one of the MS-ASHTTP command names, or "other") and "ok",
 	// "status_N" or "http_N". Metrics hang off it.
@@ -174,6 +208,7 @@ type Session struct {
 	ContentType string
 
 	done       []func()                      // run after the response is written
+	release    func()                        // gives the command slot back; idempotent
 	beforeSend []func(context.Context) error // run once the response is encoded, before it is sent
 }
 
@@ -182,6 +217,14 @@ type Session struct {
 // response that fails to build leaves the state as it was. An error from
 // f is answered instead of the response.
 func (s *Session) BeforeSend(f func(context.Context) error) { s.beforeSend = append(s.beforeSend, f) }
+
+// releaseSlot gives up the command slot (Config.MaxConcurrent) early: a
+// parked request holds none.
+func (s *Session) releaseSlot() {
+	if s.release != nil {
+		s.release()
+	}
+}
 
 // OnDone registers f to run once the response has been written (releasing
 // spooled bodies the response streams from).
@@ -198,6 +241,8 @@ type Handler struct {
 	locks      keyLocks      // per (device, collection) sync state
 	checks     chan struct{} // one token per password check running
 	hub        *hub          // parked requests of this process
+	drain      chan struct{} // closed by Drain
+	drainOnce  sync.Once
 }
 
 // NewHandler returns the ActiveSync handler.
@@ -216,13 +261,15 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	}
 	h.checks = newChecks()
 	h.hub = newHub()
+	h.drain = make(chan struct{})
 	h.commands = map[string]command{
 		"Provision": {tag: wbxml.ProvisionProvision, noPolicy: true, maxBody: smallBody, run: h.provision},
 		"Settings":  {tag: wbxml.SettingsSettings, maxBody: smallBody, run: h.settings},
 	}
-	if deps.Mail != nil {
+	if deps.Mail != nil || (deps.Items != nil && len(deps.Codecs) > 0) {
 		h.mailCommands()
 	}
+	h.galCommands() // ResolveRecipients and Search of the GAL: the store is enough
 	return h
 }
 
@@ -297,10 +344,13 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	}
 	// The command slot is taken after authentication, so that a flood of
 	// unauthenticated requests cannot crowd out real users.
+	var release func()
 	if h.busy != nil {
 		select {
 		case h.busy <- struct{}{}:
-			defer func() { <-h.busy }()
+			var once sync.Once
+			release = func() { once.Do(func() { <-h.busy }) }
+			defer release()
 		default:
 			h.writeError(w, r, req, 0, &Error{HTTP: http.StatusServiceUnavailable, RetryAfter: 10,
 				Err: fmt.Errorf("overloaded: %d commands running", cap(h.busy))})
@@ -361,7 +411,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	login, pw, _ := r.BasicAuth()
 	s := &Session{Req: req, User: user, Device: dev, Log: log,
 		Account: MailAccount{User: user, Login: normalizeLogin(login), Password: pw},
-		Body:    rawBody, ContentType: r.Header.Get("Content-Type")}
+		Body:    rawBody, ContentType: r.Header.Get("Content-Type"), release: release}
 	defer func() {
 		for _, f := range s.done {
 			f()

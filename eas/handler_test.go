@@ -23,7 +23,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("MS-ASProtocolVersions = %q", got)
 	}
 	cmds := r.header.Get("MS-ASProtocolCommands")
-	if cmds != "Provision,Settings" {
+	if cmds != "Provision,ResolveRecipients,Search,Settings" {
 		t.Errorf("MS-ASProtocolCommands = %q: must list exactly what is served", cmds)
 	}
 	if r.header.Get("MS-Server-ActiveSync") == "" {

@@ -36,6 +36,10 @@ type mailEnv struct {
 	proxy *cutProxy
 	logs  *syncBuffer
 	deps  eas.Deps // as the server was started, for restart
+	cfg   eas.Config
+	bopts imapbridge.BackendOptions
+	h     *eas.Handler
+	pf    *testenv.PostfixServer // with submit
 }
 
 type syncBuffer struct {
@@ -63,7 +67,14 @@ func newMailEnv(t testing.TB) *mailEnv { return startMailEnv(t, false) }
 // (delivering into the Dovecot) is behind Deps.Submit.
 func startMailEnv(t testing.TB, submit bool) *mailEnv {
 	t.Helper()
-	e := &mailEnv{t: t, dc: testenv.Dovecot(t, mailUsers), logs: &syncBuffer{}}
+	return startMailEnvWith(t, submit, eas.Config{Domain: "example.test"}, imapbridge.BackendOptions{})
+}
+
+// startMailEnvWith is startMailEnv with the given protocol settings and
+// IMAP bridge options.
+func startMailEnvWith(t testing.TB, submit bool, cfg eas.Config, bopts imapbridge.BackendOptions) *mailEnv {
+	t.Helper()
+	e := &mailEnv{t: t, dc: testenv.Dovecot(t, mailUsers), logs: &syncBuffer{}, cfg: cfg}
 	st, err := sqlite.Open(context.Background(), testenv.SQLitePath(t), sqlite.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
@@ -72,28 +83,30 @@ func startMailEnv(t testing.TB, submit bool) *mailEnv {
 	e.st = st
 	// The bridge reaches Dovecot through a proxy the tests can cut.
 	e.proxy = newCutProxy(t, e.dc.Addr)
-	cfg := imapbridge.Config{Addr: e.proxy.addr, TLS: imapbridge.TLSNone}
+	icfg := imapbridge.Config{Addr: e.proxy.addr, TLS: imapbridge.TLSNone}
 	up, err := imapbridge.NewIMAPAuthenticator(imapbridge.Config{Addr: e.dc.Addr, TLS: imapbridge.TLSNone})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.pool = imapbridge.NewPool(cfg, imapbridge.PoolOptions{MaxPerUser: 3})
+	bopts.Logger = log
+	e.bopts = bopts
+	e.pool = imapbridge.NewPool(icfg, imapbridge.PoolOptions{MaxPerUser: 3})
 	t.Cleanup(e.pool.Close)
 	deps := eas.Deps{
 		Store: st, Logger: log,
 		Auth: eas.PassThroughAuth{Users: st, Upstream: up, IsBadCredentials: func(err error) bool {
 			return errors.Is(err, imapbridge.ErrBadCredentials)
 		}},
-		Mail: imapbridge.NewBackend(e.pool, imapbridge.BackendOptions{}),
+		Mail: imapbridge.NewBackend(e.pool, bopts),
 	}
 	if submit {
 		pf := testenv.Postfix(t, e.dc)
+		e.pf = pf
 		deps.Submit = imapbridge.NewSubmitter(imapbridge.SMTPConfig{Addr: pf.SubmissionAddr, TLS: imapbridge.TLSNone}, imapbridge.SubmitterOptions{Logger: log})
 	}
 	e.deps = deps
-	e.srv = httptest.NewServer(eas.NewHandler(eas.Config{Domain: "example.test"}, deps))
-	t.Cleanup(e.srv.Close)
+	e.serve()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("easd log:\n%s", e.logs.String())
@@ -105,14 +118,32 @@ func startMailEnv(t testing.TB, submit bool) *mailEnv {
 // restart replaces the server by a new one on the same store, with new
 // IMAP connections and nothing kept in memory, as after a process restart.
 func (e *mailEnv) restart() {
+	e.h.Drain()
 	e.srv.Close()
+	if b, ok := e.deps.Mail.(*imapbridge.Backend); ok {
+		b.CloseWatchers()
+	}
 	e.pool.Close()
 	e.pool = imapbridge.NewPool(imapbridge.Config{Addr: e.proxy.addr, TLS: imapbridge.TLSNone}, imapbridge.PoolOptions{MaxPerUser: 3})
 	e.t.Cleanup(e.pool.Close)
-	deps := e.deps
-	deps.Mail = imapbridge.NewBackend(e.pool, imapbridge.BackendOptions{})
-	e.srv = httptest.NewServer(eas.NewHandler(eas.Config{Domain: "example.test"}, deps))
-	e.t.Cleanup(e.srv.Close)
+	e.deps.Mail = imapbridge.NewBackend(e.pool, e.bopts)
+	e.serve()
+}
+
+// serve starts a handler on e.deps behind a new test server. Parked
+// requests are answered (Drain) before the server closes, as on a real
+// shutdown.
+func (e *mailEnv) serve() {
+	e.h = eas.NewHandler(e.cfg, e.deps)
+	e.srv = httptest.NewServer(e.h)
+	h, srv := e.h, e.srv
+	e.t.Cleanup(func() {
+		h.Drain()
+		srv.Close()
+		if b, ok := e.deps.Mail.(*imapbridge.Backend); ok {
+			b.CloseWatchers()
+		}
+	})
 }
 
 // phone returns a client for user with its own device id.

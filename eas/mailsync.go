@@ -139,7 +139,7 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 	sameFilter := st.Filter == c.filter
 	// Fast path: the folder's counters are what they were and CONDSTORE
 	// vouches for flags, nothing aged out, nothing left over: no changes.
-	if sameFilter && !st.Sent.More && st.Last.HighestModSeq != 0 && !m.agedOut(since) {
+	if sameFilter && !st.Sent.More && st.Last.HighestModSeq != 0 && !agedOut(st, c.filter, since) {
 		stat, err := h.deps.Mail.Status(ctx, s.Account, m.f.name)
 		if err != nil {
 			return nil, m.folderErr(err)
@@ -314,20 +314,6 @@ func (m *mailSync) unchangedWith(ctx context.Context, nst *mailState) (*wbxml.No
 		}
 	}
 	return m.h.collResponse(m.c, m.c.key, syncOK, m.fillResponses), nil
-}
-
-// agedOut reports whether an item the device holds fell out of the window.
-func (m *mailSync) agedOut(since interface{ Unix() int64 }) bool {
-	if m.c.filter == 0 {
-		return false
-	}
-	s := since.Unix()
-	for _, it := range m.st.Items {
-		if it.Date < s {
-			return true
-		}
-	}
-	return false
 }
 
 // replay answers a retried request with what the first answer carried:

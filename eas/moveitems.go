@@ -106,6 +106,12 @@ func (h *Handler) moveItems(ctx context.Context, s *Session, body *wbxml.Node) (
 		}
 	}
 
+	for _, p := range order {
+		s.OnDone(func() {
+			h.publish(ctx, s.User.ID, p.src)
+			h.publish(ctx, s.User.ID, p.dst)
+		})
+	}
 	resp := wbxml.E(wbxml.MoveMoveItems)
 	for _, m := range moves {
 		r := wbxml.E(wbxml.MoveResponse, wbxml.T(wbxml.MoveSrcMsgId, m.srcMsg), wbxml.T(wbxml.MoveStatus, strconv.Itoa(m.status)))

@@ -50,7 +50,8 @@ type mailboxQuery struct {
 }
 
 // search runs Search, MS-ASCMD 2.2.1.16. The Mailbox store is searched
-// over IMAP (MailSearcher); GAL searches answer no matches for now; a
+// over IMAP (MailSearcher); the GAL store is the users of this server
+// (searchGAL, gal.go); a
 // DocumentLibrary search or an unknown store is status 2 (invalid
 // request): neither is served.
 //
@@ -69,8 +70,11 @@ func (h *Handler) search(ctx context.Context, s *Session, body *wbxml.Node) (*wb
 			return nil, err
 		}
 	case strings.EqualFold(name, "GAL"):
-		// The address list is not served yet: no matches.
-		store = storeStatus(searchOK).Append(wbxml.E(wbxml.SearchResult), wbxml.T(wbxml.SearchTotal, "0"))
+		// The users of this server (gal.go).
+		var err error
+		if store, err = h.searchGAL(ctx, s, st); err != nil {
+			return nil, err
+		}
 	default:
 		store = storeStatus(searchInvalid)
 	}

@@ -1,6 +1,7 @@
 package eas
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -48,36 +49,123 @@ type collReq struct {
 	opts           email.Options
 	commands       *wbxml.Node
 	hasOptions     bool // false: keep the options of the last request
+	// conflict is Options > Conflict (MS-ASCMD 2.2.3.34): 1 (default) the
+	// server's version wins, 0 the client's.
+	conflict int
+	class    string // "Email", or the store collection's class
+	// supported is the Supported element (MS-ASCMD 2.2.3.168) of an
+	// initial Sync: the properties the client handles; nil when absent.
+	supported *wbxml.Node
 }
 
-// sync runs Sync, MS-ASCMD 2.2.1.21, for email collections.
+// sync runs Sync, MS-ASCMD 2.2.1.21, for email collections. An empty or
+// partial request is completed from the device's last one (2.2.1.21.1);
+// with Wait or HeartbeatInterval a request that finds nothing to send is
+// held until something changes (3.1.5.4), then answered in full, or
+// with an empty response once the interval ends.
 func (h *Handler) sync(ctx context.Context, s *Session, body *wbxml.Node) (*wbxml.Node, error) {
-	colls := body.Child(wbxml.AirSyncCollections)
-	if body == nil || colls == nil {
-		// An empty Sync means "the same as last time" (MS-ASCMD 2.2.3.
-		// 175); nothing is cached yet, so the client sends it in full.
-		return wbxml.E(wbxml.AirSyncSync, wbxml.T(wbxml.AirSyncStatus, strconv.Itoa(syncIncomplete))), nil
+	body, resp, err := h.syncRequest(ctx, s, body)
+	if err != nil || resp != nil {
+		return resp, err
 	}
+	hold, resp := h.syncHold(body)
+	if resp != nil {
+		return resp, nil
+	}
+	if hold > 0 {
+		hold = h.holdFor(s, hold)
+	}
+	deadline := time.Now().Add(hold) // wall clock: how long a socket is held
+	for round := 0; ; round++ {
+		out, quiet, colls, err := h.syncOnce(ctx, s, body)
+		if err != nil || !quiet || hold <= 0 || round == maxWaitRounds {
+			return out, err
+		}
+		// Nothing to send: the states are as they were; release the
+		// collections (the device may send another Sync meanwhile) and
+		// wait for a change.
+		for _, f := range s.beforeSend {
+			if err := f(ctx); err != nil {
+				return nil, err
+			}
+		}
+		s.beforeSend = nil
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		folders := map[string]string{}
+		for _, pc := range colls {
+			if pc.name != "" && !pc.noSelect {
+				folders[pc.name] = pc.id
+			}
+		}
+		check := func(ctx context.Context, notified map[string]MailStatus, all bool) (bool, error) {
+			if _, ok := notified[""]; ok {
+				return true, nil // folders may be gone: Sync again says so
+			}
+			for _, pc := range colls {
+				known, ok := notified[pc.id]
+				if !ok && !all {
+					continue
+				}
+				changed, err := h.mailChanged(ctx, s, pc, known)
+				if errors.Is(err, ErrMailFolderGone) || changed {
+					return true, nil
+				}
+				if err != nil {
+					return false, mailError(err)
+				}
+			}
+			return false, nil
+		}
+		// The first check of park finds what changed while this request
+		// ran: answer at once then.
+		end, err := h.park(ctx, s, parkSpec{hold: left, folders: folders, check: check})
+		if err != nil {
+			return nil, err
+		}
+		if end != parkChanged {
+			// MS-ASCMD 2.2.1.21.2: an empty response, nothing changed.
+			return nil, nil
+		}
+	}
+}
+
+// maxWaitRounds bounds how often one held Sync runs again after being
+// woken without finding anything to send.
+const maxWaitRounds = 8
+
+// syncOnce answers a Sync request once. quiet reports that nothing is to
+// be sent: every collection keeps its key and carries no command; colls
+// are then the collections to watch.
+func (h *Handler) syncOnce(ctx context.Context, s *Session, body *wbxml.Node) (out *wbxml.Node, quiet bool, colls []*pushColl, err error) {
+	collsNode := body.Child(wbxml.AirSyncCollections)
 	global := 0
 	if w := body.ChildText(wbxml.AirSyncWindowSize); w != "" {
 		global, _ = strconv.Atoi(w)
 	}
 	var ids []string
-	for c := range colls.Each(wbxml.AirSyncCollection) {
+	for c := range collsNode.Each(wbxml.AirSyncCollection) {
 		ids = append(ids, c.ChildText(wbxml.AirSyncCollectionId))
 	}
 	hr, err := h.knownHierarchy(ctx, s, ids...)
 	if err != nil {
-		return nil, err
+		return nil, false, nil, err
 	}
 	// One request at a time per (device, collection): a duplicate sent
 	// while the first is running waits, then finds the state the first
 	// saved and is answered as its retry.
 	unlock := h.locks.lock(s.Device.ID, ids)
 	s.OnDone(unlock)
-	out := wbxml.E(wbxml.AirSyncCollections)
-	for c := range colls.Each(wbxml.AirSyncCollection) {
-		req, status := h.parseCollection(s, c, global)
+	res := wbxml.E(wbxml.AirSyncCollections)
+	quiet = true
+	for c := range collsNode.Each(wbxml.AirSyncCollection) {
+		class := "Email"
+		if f := hr.byID[c.ChildText(wbxml.AirSyncCollectionId)]; f != nil && f.class != "" {
+			class = f.class
+		}
+		req, status := h.parseCollection(s, c, global, class)
 		var n *wbxml.Node
 		switch {
 		case status != syncOK:
@@ -85,14 +173,49 @@ func (h *Handler) sync(ctx context.Context, s *Session, body *wbxml.Node) (*wbxm
 		default:
 			n, err = h.syncCollection(ctx, s, hr, req)
 			if err != nil {
-				return nil, err
+				return nil, false, nil, err
 			}
 		}
-		out.Append(n)
+		if quiet && isQuiet(n, req.key) {
+			if f := hr.byID[req.id]; f != nil {
+				colls = append(colls, &pushColl{id: f.ID, name: f.name, noSelect: f.noSelect, coll: f.coll})
+			}
+		} else {
+			quiet = false
+		}
+		if req.commands != nil && len(req.commands.Children) > 0 && status == syncOK {
+			// Other devices of the user hear of the change once it is
+			// saved and answered.
+			id := req.id
+			s.OnDone(func() { h.publish(ctx, s.User.ID, id) })
+		}
+		res.Append(n)
 	}
 	// Released once the states are saved, before the response is sent.
 	s.BeforeSend(func(context.Context) error { unlock(); return nil })
-	return wbxml.E(wbxml.AirSyncSync, out), nil
+	return wbxml.E(wbxml.AirSyncSync, res), quiet, colls, nil
+}
+
+// isQuiet reports whether a response Collection sends nothing: status 1,
+// the request's key, no commands, responses or MoreAvailable.
+func isQuiet(n *wbxml.Node, key string) bool {
+	for _, c := range n.Children {
+		switch {
+		case c.Gen != nil:
+			return false
+		case c.Tag == wbxml.AirSyncSyncKey:
+			if c.Text() != key {
+				return false
+			}
+		case c.Tag == wbxml.AirSyncStatus:
+			if c.Text() != "1" {
+				return false
+			}
+		case c.Tag == wbxml.AirSyncCommands, c.Tag == wbxml.AirSyncResponses, c.Tag == wbxml.AirSyncMoreAvailable:
+			return false
+		}
+	}
+	return true
 }
 
 // collStatus is a Collection answered with a status only.
@@ -105,8 +228,11 @@ func collStatus(c *collReq, status int) *wbxml.Node {
 }
 
 // parseCollection reads a request Collection (MS-ASCMD 2.2.3.29.2).
-func (h *Handler) parseCollection(s *Session, c *wbxml.Node, global int) (*collReq, int) {
+func (h *Handler) parseCollection(s *Session, c *wbxml.Node, global int, class string) (*collReq, int) {
 	r := &collReq{
+		class:          class,
+		conflict:       1,
+		supported:      c.Child(wbxml.AirSyncSupported),
 		key:            c.ChildText(wbxml.AirSyncSyncKey),
 		id:             c.ChildText(wbxml.AirSyncCollectionId),
 		getChanges:     true,
@@ -135,10 +261,13 @@ func (h *Handler) parseCollection(s *Session, c *wbxml.Node, global int) (*collR
 	r.opts = email.Options{Version: s.Req.Version}
 	for o := range c.Each(wbxml.AirSyncOptions) {
 		r.hasOptions = true
-		if cl := o.ChildText(wbxml.AirSyncClass); cl != "" && cl != "Email" {
+		if cl := o.ChildText(wbxml.AirSyncClass); cl != "" && cl != class {
 			continue // SMS options (14.0+): no SMS here
 		}
 		parseBodyOptions(o, &r.opts)
+		if cf := o.ChildText(wbxml.AirSyncConflict); cf != "" {
+			r.conflict, _ = strconv.Atoi(cf)
+		}
 		if f := o.ChildText(wbxml.AirSyncFilterType); f != "" {
 			r.filter, _ = strconv.Atoi(f)
 		}
@@ -200,6 +329,9 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 		// A collection the hierarchy no longer has: FolderSync first.
 		return collStatus(c, syncHierarchyChange), nil
 	}
+	if f.coll != 0 {
+		return h.syncItems(ctx, s, f, c)
+	}
 	if c.key == "0" {
 		// SyncKey 0 resets the collection and returns no items (MS-ASCMD
 		// 2.2.3.166.4).
@@ -248,7 +380,7 @@ func (h *Handler) syncCollection(ctx context.Context, s *Session, hr *hierarchy,
 func (h *Handler) collResponse(c *collReq, key string, status int, fill func(n *wbxml.Node)) *wbxml.Node {
 	n := wbxml.E(wbxml.AirSyncCollection)
 	if c.opts.Version == "12.1" {
-		n.Append(wbxml.T(wbxml.AirSyncClass, "Email"))
+		n.Append(wbxml.T(wbxml.AirSyncClass, cmp.Or(c.class, "Email")))
 	}
 	n.Append(wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.AirSyncCollectionId, c.id), wbxml.T(wbxml.AirSyncStatus, strconv.Itoa(status)))
 	if fill != nil {

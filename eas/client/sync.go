@@ -132,6 +132,10 @@ type SyncCollection struct {
 	WindowSize int
 	// DeletesAsMoves, when not nil, is sent as 1 or 0 (left out: 1).
 	DeletesAsMoves *bool
+	// Supported, when not nil, lists the properties the client handles
+	// (MS-ASCMD 2.2.3.168), sent with SyncKey 0: the server keeps the
+	// others (ghosted) when a Change leaves them out.
+	Supported []wbxml.Tag
 	// Options are sent when not nil and not empty.
 	Options *SyncOptions
 	// Adds, Changes, Deletes (ServerIds) and Fetches (ServerIds) are the
@@ -313,6 +317,13 @@ func syncCollectionNode(sc SyncCollection, old bool) *wbxml.Node {
 		n.Append(wbxml.T(wbxml.AirSyncClass, sc.Options.Class))
 	}
 	n.Append(wbxml.T(wbxml.AirSyncSyncKey, sc.SyncKey), wbxml.T(wbxml.AirSyncCollectionId, sc.CollectionID))
+	if sc.Supported != nil {
+		sup := wbxml.E(wbxml.AirSyncSupported)
+		for _, t := range sc.Supported {
+			sup.Append(wbxml.E(t))
+		}
+		n.Append(sup)
+	}
 	if sc.DeletesAsMoves != nil {
 		n.Append(wbxml.T(wbxml.AirSyncDeletesAsMoves, boolText(*sc.DeletesAsMoves)))
 	}
