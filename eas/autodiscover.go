@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -105,6 +106,11 @@ type AutodiscoverConfig struct {
 	// the ActiveSync handler's lockout instead.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// TrustedProxies are reverse proxies whose X-Forwarded-Host is taken
+	// for the request's host when URL is empty (for a proxy that does not
+	// pass Host on); Handler.Autodiscover takes the handler's when nil. The
+	// scheme is https whatever X-Forwarded-Proto says: phones need https.
+	TrustedProxies []netip.Prefix
 }
 
 // Autodiscover serves the Autodiscover paths (see IsAutodiscoverPath); it
@@ -147,6 +153,9 @@ func (h *Handler) Autodiscover(cfg AutodiscoverConfig) *Autodiscover {
 	}
 	if cfg.LoggerFrom == nil {
 		cfg.LoggerFrom = h.deps.LoggerFrom
+	}
+	if cfg.TrustedProxies == nil {
+		cfg.TrustedProxies = h.cfg.TrustedProxies
 	}
 	return newAutodiscover(cfg, h.authenticate, h.deps.Logger)
 }
@@ -205,11 +214,32 @@ func (a *Autodiscover) urls(r *http.Request) (eas, pox string, err error) {
 	if a.easURL != "" {
 		return a.easURL, a.xmlURL, nil
 	}
-	if !validHost(r.Host) {
-		return "", "", fmt.Errorf("request Host %q is not a host name", r.Host)
+	host := a.requestHost(r)
+	if !validHost(host) {
+		return "", "", fmt.Errorf("request Host %q is not a host name", host)
 	}
-	base := "https://" + strings.ToLower(r.Host)
+	base := "https://" + strings.ToLower(host)
 	return base + Path, base + autodiscoverXMLPath, nil
+}
+
+// requestHost is the host the phone asked for: r.Host, or the first
+// X-Forwarded-Host when the request comes straight from a trusted proxy.
+func (a *Autodiscover) requestHost(r *http.Request) string {
+	if len(a.cfg.TrustedProxies) == 0 {
+		return r.Host
+	}
+	peer := r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		peer = ap.Addr().Unmap().String()
+	}
+	if !inPrefixes(peer, a.cfg.TrustedProxies) {
+		return r.Host
+	}
+	first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	if first = strings.TrimSpace(first); first != "" {
+		return first
+	}
+	return r.Host
 }
 
 // validHost accepts host[:port] made of letters, digits, '.', '-', and an
@@ -407,7 +437,7 @@ func (a *Autodiscover) writeXMLError(w http.ResponseWriter, r *http.Request, cod
 	var doc adErrorDocument
 	e := &doc.Response.Error
 	e.Time = time.Now().UTC().Format("15:04:05.0000000")
-	host := r.Host
+	host := a.requestHost(r)
 	if u, err := url.Parse(a.easURL); err == nil && u.Host != "" {
 		host = u.Host
 	}

@@ -41,6 +41,11 @@ type easFlags struct {
 	loginWindow   *time.Duration
 	maxConcurrent *int
 	trusted       *string
+	hbMin, hbMax  *time.Duration
+	pingFolders   *int
+	maxParked     *int
+	holdLimits    *string
+	watchSweep    *time.Duration
 
 	enforce, pwRequired, alnum, encryption, noAttachments *bool
 	minLength, wipeAfter, maxAttachment                   *int
@@ -69,6 +74,12 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.loginFailures = fs.Int("login-failures", "EASD_LOGIN_FAILURES", 10, "failed logins per user or client address before a lockout")
 	f.maxConcurrent = fs.Int("max-concurrent", "EASD_MAX_CONCURRENT", 500, "ActiveSync commands running at once; beyond it HTTP 503 with Retry-After; 0 no bound")
 	f.trusted = fs.String("trusted-proxies", "EASD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (for login throttling and logs)")
+	f.hbMin = fs.Duration("heartbeat-min", "EASD_HEARTBEAT_MIN", 60*time.Second, "shortest interval a phone may ask Ping or Sync to be held (shorter: Ping status 5, Sync status 14, with the bound)")
+	f.hbMax = fs.Duration("heartbeat-max", "EASD_HEARTBEAT_MAX", 3540*time.Second, "longest interval a phone may ask Ping or Sync to be held")
+	f.pingFolders = fs.Int("ping-max-folders", "EASD_PING_MAX_FOLDERS", 300, "most folders one Ping may watch (more: status 6)")
+	f.maxParked = fs.Int("max-parked", "EASD_MAX_PARKED", 20000, "most Ping and waiting Sync requests held at once; beyond it HTTP 503 with Retry-After; 0 no bound (each holds a connection: mind the open-file limit)")
+	f.holdLimits = fs.String("hold-limits", "EASD_HOLD_LIMITS", "", "cap how long requests of a device type are held, whatever they ask, for carriers and proxies that cut idle connections: TYPE=DURATION,... with * for the rest, e.g. iPhone=25m,*=28m")
+	f.watchSweep = fs.Duration("imap-watch-sweep", "EASD_IMAP_WATCH_SWEEP", 30*time.Second, "how often the one IMAP connection watching a user with phones waiting checks folders other than the Inbox (STATUS) and the folder list (LIST); the Inbox is watched with IDLE")
 	f.loginWindow = fs.Duration("login-window", "EASD_LOGIN_WINDOW", 15*time.Minute, "window for --login-failures, and the lockout's length")
 
 	f.enforce = fs.Bool("policy-enforce", "EASD_POLICY_ENFORCE", true, "require devices to provision (accept the policy) before syncing; needed for remote wipe")
@@ -96,6 +107,16 @@ func (f *easFlags) config() (eas.Config, error) {
 	c.MaxDevicesPerUser = *f.maxDevices
 	c.LoginFailures, c.LoginWindow = *f.loginFailures, *f.loginWindow
 	c.MaxConcurrent = *f.maxConcurrent
+	if *f.hbMin < time.Second || *f.hbMax < *f.hbMin {
+		return c, usageError("--heartbeat-min %v, --heartbeat-max %v: want 1s <= min <= max", *f.hbMin, *f.hbMax)
+	}
+	c.HeartbeatMin, c.HeartbeatMax = *f.hbMin, *f.hbMax
+	c.MaxPingFolders, c.MaxParked = *f.pingFolders, *f.maxParked
+	hl, err := parseHoldLimits(*f.holdLimits)
+	if err != nil {
+		return c, usageError("--hold-limits: %v", err)
+	}
+	c.HoldLimits = hl
 	for p := range strings.SplitSeq(*f.trusted, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -192,11 +213,11 @@ func (f *easFlags) authenticator(st store.Store) (eas.Authenticator, error) {
 // mailBackend builds the IMAP mail backend when the upstream is set; it
 // uses the phone's own credentials, so it needs --auth imap. The returned
 // close function stops the connection pool.
-func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error) {
-	opts := imapbridge.BackendOptions{Logger: log}
+func (f *easFlags) mailBackend(log *slog.Logger) (*imapbridge.Backend, *imapbridge.Pool, error) {
+	opts := imapbridge.BackendOptions{Logger: log, WatchSweep: *f.watchSweep}
 	switch {
 	case *f.imapAddr == "":
-		return nil, func() {}, nil
+		return nil, nil, nil
 	case *f.auth == "imap":
 	case *f.masterUser != "":
 		// Local users: their mailboxes are opened by the service account.
@@ -209,7 +230,7 @@ func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error
 		}
 		opts.MasterUser, opts.MasterPassword = *f.masterUser, pw
 	default:
-		return nil, func() {}, nil
+		return nil, nil, nil
 	}
 	if *f.imapConns < 1 {
 		return nil, nil, usageError("--imap-conns must be at least 1")
@@ -217,7 +238,7 @@ func (f *easFlags) mailBackend(log *slog.Logger) (eas.MailBackend, func(), error
 	pool := imapbridge.NewPool(imapbridge.Config{
 		Addr: *f.imapAddr, TLS: imapbridge.TLSMode(*f.imapTLS), InsecureSkipVerify: *f.imapInsecure,
 	}, imapbridge.PoolOptions{MaxPerUser: *f.imapConns, Logger: log})
-	return imapbridge.NewBackend(pool, opts), pool.Close, nil
+	return imapbridge.NewBackend(pool, opts), pool, nil
 }
 
 // masterPassword reads the first line of --imap-master-password-file.
@@ -296,4 +317,25 @@ func appHandler(as http.Handler, autodiscover http.Handler) http.Handler {
 			http.NotFound(w, r)
 		}
 	})
+}
+
+// parseHoldLimits reads TYPE=DURATION,... (device types matched case-
+// insensitively, * for any other).
+func parseHoldLimits(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		typ, dur, ok := strings.Cut(item, "=")
+		if !ok || strings.TrimSpace(typ) == "" {
+			return nil, fmt.Errorf("%q: want TYPE=DURATION", item)
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(dur))
+		if err != nil || d < time.Second {
+			return nil, fmt.Errorf("%q: want a duration of at least 1s", item)
+		}
+		out[strings.ToLower(strings.TrimSpace(typ))] = d
+	}
+	return out, nil
 }

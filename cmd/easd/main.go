@@ -60,8 +60,10 @@ func commands() map[string]*command {
 	cmds := []*command{
 		{"serve", "easd serve [flags]", "run the ActiveSync server", runServe},
 		{"migrate", "easd migrate [flags]", "apply database migrations and exit", runMigrate},
-		{"user", "easd user add|list|passwd|disable|enable|delete [flags] [NAME]", "manage local users", runUser},
+		{"user", "easd user add|list|passwd|disable|enable|delete|profile [flags] [NAME]", "manage local users", runUser},
 		{"device", "easd device list|show|wipe|account-wipe|block|allow|remove [flags] [USER [DEVICEID]]", "manage users' phones: list, block, allow, remote wipe", runDevice},
+		{"import", "easd import [flags] USER FILE...", "import .ics and .vcf files into a user's calendar, contacts, tasks and notes", runImport},
+		{"export", "easd export [flags] USER FOLDER", "write a user's calendar, contacts, tasks or notes as .ics or .vcf", runExport},
 		{"wbxml", "easd wbxml decode|encode < in > out", "convert between WBXML and its XML text form", runWBXML},
 		{"probe", "easd probe [flags] URL USER", "check that a server works for a phone, step by step", runProbe},
 		{"healthcheck", "easd healthcheck [flags]", "ask a running server's /healthz (for container health checks)", runHealthcheck},

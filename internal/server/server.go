@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,10 +30,20 @@ type Pinger interface {
 
 // Config holds the listener settings.
 type Config struct {
-	Listen          string        // public address, e.g. ":8080"
-	AdminListen     string        // admin address for /metrics; "" disables it
-	TLSCert, TLSKey string        // serve HTTPS on Listen when both are set
-	ShutdownTimeout time.Duration // how long in-flight requests may finish
+	Listen      string // public address, e.g. ":8080"
+	AdminListen string // admin address for /metrics; "" disables it
+	// TLS, when set, makes the public listener HTTPS with its certificates
+	// (GetCertificate or Certificates: CertFiles, an ACME manager). Its
+	// MinVersion is raised to TLS 1.2 at least; net/http adds HTTP/2 and
+	// HTTP/1.1 to its NextProtos.
+	TLS *tls.Config
+	// HTTPListen, when set with HTTPHandler, is an extra plain-HTTP
+	// listener (ACME HTTP-01 challenges, redirects to https), with the same
+	// request ids, logs and metrics (listener "http").
+	HTTPListen  string
+	HTTPHandler http.Handler
+	// ShutdownTimeout is how long in-flight requests may finish.
+	ShutdownTimeout time.Duration
 }
 
 // Deps are the collaborators a Server needs. Logger and Store are required.
@@ -54,6 +65,7 @@ type Server struct {
 	deps  Deps
 	main  *http.Server
 	admin *http.Server
+	http  *http.Server // plain HTTP beside a TLS listener; nil without
 
 	mu      sync.Mutex
 	addrs   []string
@@ -102,6 +114,23 @@ func New(cfg Config, deps Deps) *Server {
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 		BaseContext:       s.baseContext,
 	}
+	if cfg.TLS != nil {
+		tc := cfg.TLS.Clone()
+		if tc.MinVersion < tls.VersionTLS12 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		s.main.TLSConfig = tc
+	}
+	if cfg.HTTPListen != "" && cfg.HTTPHandler != nil {
+		s.http = &http.Server{
+			Handler:           s.wrap("http", cfg.HTTPHandler),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+		}
+	}
 	if cfg.AdminListen != "" {
 		amux := http.NewServeMux()
 		amux.Handle("/healthz", s.health())
@@ -137,7 +166,8 @@ func Draining(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// Addrs returns the bound addresses (public first, then admin) once Run has
+// Addrs returns the bound addresses (public first, then admin when
+// enabled, then the plain-HTTP listener when configured) once Run has
 // started listening.
 func (s *Server) Addrs() []string {
 	s.mu.Lock()
@@ -147,33 +177,49 @@ func (s *Server) Addrs() []string {
 
 // Run listens and serves until ctx is cancelled, then stops accepting,
 // signals Draining, and waits up to ShutdownTimeout for in-flight requests.
-// ready, when not nil, is called with the bound addresses.
+// ready, when not nil, is called with the bound addresses (as Addrs).
 func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	log := s.deps.Logger
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
-	var aln net.Listener
+	var aln, hln net.Listener
 	if s.admin != nil {
 		if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen %s: %w", s.cfg.AdminListen, err)
 		}
 	}
+	if s.http != nil {
+		if hln, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
+			ln.Close()
+			if aln != nil {
+				aln.Close()
+			}
+			return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
+		}
+	}
+	var adminAddr, httpAddr string
 	s.mu.Lock()
 	s.addrs = []string{ln.Addr().String()}
 	if aln != nil {
-		s.addrs = append(s.addrs, aln.Addr().String())
+		adminAddr = aln.Addr().String()
+		s.addrs = append(s.addrs, adminAddr)
+	}
+	if hln != nil {
+		httpAddr = hln.Addr().String()
+		s.addrs = append(s.addrs, httpAddr)
 	}
 	addrs := append([]string(nil), s.addrs...)
 	s.mu.Unlock()
 
-	errc := make(chan error, 2)
+	useTLS := s.main.TLSConfig != nil
+	errc := make(chan error, 3)
 	go func() {
 		var err error
-		if s.cfg.TLSCert != "" && s.cfg.TLSKey != "" {
-			err = s.main.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		if useTLS {
+			err = s.main.ServeTLS(ln, "", "")
 		} else {
 			err = s.main.Serve(ln)
 		}
@@ -182,12 +228,14 @@ func (s *Server) Run(ctx context.Context, ready func(addrs []string)) error {
 	if aln != nil {
 		go func() { errc <- s.admin.Serve(aln) }()
 	}
-	log.Info("listening", "addr", addrs[0], "tls", s.cfg.TLSCert != "", "admin", func() string {
-		if aln != nil {
-			return addrs[1]
-		}
-		return ""
-	}())
+	if hln != nil {
+		go func() { errc <- s.http.Serve(hln) }()
+	}
+	attrs := []any{"addr", addrs[0], "tls", useTLS, "admin", adminAddr}
+	if hln != nil {
+		attrs = append(attrs, "http", httpAddr)
+	}
+	log.Info("listening", attrs...)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -217,10 +265,13 @@ func (s *Server) shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 		s.main.Close()
 	}
-	if s.admin != nil {
-		if err := s.admin.Shutdown(ctx); err != nil {
+	for _, o := range []*http.Server{s.admin, s.http} {
+		if o == nil {
+			continue
+		}
+		if err := o.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
-			s.admin.Close()
+			o.Close()
 		}
 	}
 	return errors.Join(errs...)

@@ -93,6 +93,29 @@ type dovecotIdentity struct {
 // set, so that CI never silently skips IMAP tests.
 func Dovecot(t testing.TB, users map[string]string) *DovecotServer {
 	t.Helper()
+	return DovecotWith(t, users, DovecotOptions{})
+}
+
+// DovecotOptions change the configuration DovecotWith writes; the zero
+// value is Dovecot's.
+type DovecotOptions struct {
+	// MaxConnections, when > 0, lets that many IMAP connections be open
+	// at once (for load tests): it raises the imap service's
+	// process_limit (Dovecot's default 1024; one process per connection)
+	// and the client limits of the services every connection talks to
+	// (imap-login, auth, anvil) to match. The processes need RAM: a few
+	// MB each.
+	MaxConnections int
+	// MaxUserIPConnections, when > 0, is mail_max_userip_connections:
+	// the IMAP connections one user may have open from one address
+	// (Dovecot's default 10).
+	MaxUserIPConnections int
+}
+
+// DovecotWith is Dovecot with the configuration changed by opts; see
+// Dovecot.
+func DovecotWith(t testing.TB, users map[string]string, opts DovecotOptions) *DovecotServer {
+	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
 		bin = DovecotBinary
@@ -160,6 +183,7 @@ func Dovecot(t testing.TB, users map[string]string) *DovecotServer {
 		d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := writeDovecotConfig(filepath.Join(dir, "dovecot.conf"), dovecotConfig{
 			Dir: dir, Port: port, Greeting: "easd-test-" + token, LMTP: lmtp, dovecotIdentity: id,
+			MaxConns: max(opts.MaxConnections, 0), MaxUserIPConns: max(opts.MaxUserIPConnections, 0),
 		}); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
@@ -412,8 +436,25 @@ type dovecotConfig struct {
 	Greeting string
 	// LMTP enables the LMTP server.
 	LMTP bool
+	// MaxConns and MaxUserIPConns are DovecotOptions' MaxConnections
+	// and MaxUserIPConnections; 0 keeps Dovecot's defaults.
+	MaxConns, MaxUserIPConns int
 	dovecotIdentity
 }
+
+// IMAPLimit is the imap process_limit for MaxConns: never below
+// Dovecot's default 1024.
+func (c dovecotConfig) IMAPLimit() int { return max(1024, c.MaxConns) }
+
+// LoginLimit is the imap-login process_limit for MaxConns: logins are
+// brief (one process per login, gone once the user is logged in), so a
+// tenth of the connections may log in at once, at least 100 (Dovecot's
+// default).
+func (c dovecotConfig) LoginLimit() int { return max(100, c.MaxConns/10) }
+
+// ClientLimit is the client_limit of the services that hear from every
+// imap and imap-login process (anvil, auth), with room to spare.
+func (c dovecotConfig) ClientLimit() int { return 2*c.IMAPLimit() + c.LoginLimit() + 100 }
 
 func writeDovecotConfig(name string, c dovecotConfig) error {
 	var b bytes.Buffer
@@ -439,6 +480,18 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 # Answer failed logins at once: tests try wrong passwords on purpose.
 auth_failure_delay = 0
+{{- if .MaxUserIPConns}}
+protocol imap {
+  mail_max_userip_connections = {{.MaxUserIPConns}}
+}
+{{- end}}
+{{- if .MaxConns}}
+# Many connections at once (DovecotOptions.MaxConnections).
+default_client_limit = {{.ClientLimit}}
+service imap {
+  process_limit = {{.IMAPLimit}}
+}
+{{- end}}
 
 default_internal_user = {{.InternalUser}}
 default_internal_group = {{.InternalGroup}}
@@ -495,6 +548,9 @@ userdb {
 # No chroot: it needs root, and buys nothing here.
 service imap-login {
   chroot =
+{{- if .MaxConns}}
+  process_limit = {{.LoginLimit}}
+{{- end}}
   inet_listener imap {
     address = 127.0.0.1
     port = {{.Port}}
@@ -508,6 +564,9 @@ service auth {
   unix_listener auth-easd {
     mode = 0666
   }
+{{- if .MaxConns}}
+  client_limit = {{.ClientLimit}}
+{{- end}}
 }
 {{if .LMTP}}
 service lmtp {
@@ -522,6 +581,9 @@ protocol lmtp {
 {{end}}
 service anvil {
   chroot =
+{{- if .MaxConns}}
+  client_limit = {{.ClientLimit}}
+{{- end}}
   # No growing delay after failed logins from 127.0.0.1.
   unix_listener anvil-auth-penalty {
     mode = 0
