@@ -334,7 +334,10 @@ func (m *folderMap) hierarchy() *hierarchy {
 		hr.views = append(hr.views, folderView{ID: e.ID, ParentID: parent, DisplayName: display, Type: typ,
 			name: e.Name, delim: e.Delim, noSelect: e.NoSelect})
 	}
-	hr.views = append(hr.views, folderView{ID: outboxID, ParentID: "0", DisplayName: "Outbox", Type: folderOutbox})
+	if len(m.Entries) > 0 {
+		// With a mailbox, the Outbox phones expect; none without mail.
+		hr.views = append(hr.views, folderView{ID: outboxID, ParentID: "0", DisplayName: "Outbox", Type: folderOutbox})
+	}
 	hr.index()
 	return hr
 }

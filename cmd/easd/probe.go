@@ -536,6 +536,10 @@ func (p *prober) folderSync(ctx context.Context) stepResult {
 	}
 	msg := fmt.Sprintf("%d folders, Inbox has id %s", len(fc.Added), p.inboxID)
 	switch {
+	case p.inboxID == "" && count[client.FolderContacts]+count[client.FolderCalendar] > 0:
+		// A server without mail (no IMAP upstream) serves contacts and
+		// calendars only: phones sync them, and show no mail.
+		return stepWarn("%d folders, no Inbox: the server serves no mail (calendar and contacts only)", len(fc.Added))
 	case p.inboxID == "":
 		return stepFail("%d folders but no Inbox (type 2): phones need one", len(fc.Added))
 	case len(doubled) > 0:
