@@ -7,7 +7,7 @@ package pimfile
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -141,7 +141,7 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 			continue
 		}
 		if b.uid == "" {
-			b.uid = newUID()
+			b.uid = contentUID(b.text.Bytes())
 			b.text = *bytes.NewBuffer(insertUID(b.text.Bytes(), b.uid))
 		}
 		key := b.kind + "\x00" + b.uid
@@ -202,10 +202,11 @@ func insertUID(text []byte, uid string) []byte {
 	return append(out, text[i+2:]...)
 }
 
-func newUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b) + "@easd"
+// contentUID makes a UID for an item that has none from its text, so
+// that importing the same file again finds it instead of adding a copy.
+func contentUID(text []byte) string {
+	sum := sha256.Sum256(text)
+	return hex.EncodeToString(sum[:16]) + "@easd-import"
 }
 
 // SplitVCF reads a vCard file: one entry per card; a card without UID
@@ -266,7 +267,7 @@ func readCard(text []byte, line int) (Entry, error) {
 	}
 	uid := card.Value(vcard.FieldUID)
 	if uid == "" {
-		uid = newUID()
+		uid = contentUID(text)
 		card.SetValue(vcard.FieldUID, uid)
 		var b bytes.Buffer
 		if err := vcard.NewEncoder(&b).Encode(card); err != nil {

@@ -50,7 +50,7 @@ func TestSplitICS(t *testing.T) {
 	if events != 2 || zones != 1 {
 		t.Errorf("the series holds %d events and %d zones, want 2 and 1", events, zones)
 	}
-	if entries[1].Kind != "VTODO" || !strings.HasSuffix(entries[1].UID, "@easd") || !bytes.Contains(entries[1].Data, []byte("UID:"+entries[1].UID)) {
+	if entries[1].Kind != "VTODO" || !strings.HasSuffix(entries[1].UID, "@easd-import") || !bytes.Contains(entries[1].Data, []byte("UID:"+entries[1].UID)) {
 		t.Errorf("the task without UID: %+v", entries[1])
 	}
 	if len(problems) != 1 || problems[0].Line != 35 {
