@@ -1,6 +1,7 @@
 package eas
 
 import (
+	"github.com/easd/easd/eas/calendar"
 	"github.com/easd/easd/eas/contacts"
 	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/eas/notes"
@@ -12,6 +13,7 @@ import (
 // serves, by class; a class without one is not offered to phones.
 func DefaultCodecs() map[string]item.Codec {
 	return map[string]item.Codec{
+		store.ClassCalendar: calendar.Codec{},
 		store.ClassContacts: contacts.Codec{},
 		store.ClassTasks:    tasks.Codec{},
 		store.ClassNotes:    notes.Codec{},

@@ -1,0 +1,3 @@
+package tz
+
+//go:generate go run ./internal/gen -o windowszones_gen.go
