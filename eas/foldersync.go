@@ -38,6 +38,7 @@ func (h *Handler) mailCommands() {
 	}
 	h.commands["ItemOperations"] = command{tag: wbxml.ItemOperationsItemOperations, maxBody: smallBody, raw: h.itemOperations}
 	h.commands["GetAttachment"] = command{maxBody: smallBody, raw: h.getAttachment}
+	h.meetingCommands() // MeetingResponse (meetingresponse.go)
 	if _, ok := h.deps.Mail.(MailMover); ok {
 		h.commands["MoveItems"] = command{tag: wbxml.MoveMoveItems, maxBody: smallBody, run: h.moveItems}
 	}

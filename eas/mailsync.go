@@ -452,6 +452,7 @@ func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm Mai
 	if err != nil {
 		return nil, fmt.Errorf("converting message %s: %w", id, err)
 	}
+	h.meetingMail(ctx, s, it.Meeting()) // meeting.go: the calendar side of meeting messages
 	return it, nil
 }
 

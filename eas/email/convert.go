@@ -88,8 +88,9 @@ type Item struct {
 	// Node is the airsync:ApplicationData element.
 	Node *wbxml.Node
 
-	sinks []*sink
-	raw   *rawSink
+	sinks   []*sink
+	raw     *rawSink
+	meeting *Meeting // the iTIP message of a meeting message (meeting.go)
 }
 
 // Close releases the spooled data of the item. It is safe to call twice.
@@ -125,6 +126,7 @@ type converter struct {
 	cids     map[string]bool
 	atts     []*attachment
 	meeting  string // meeting message class from a text/calendar part
+	invite   *Meeting
 }
 
 // countingReader counts the bytes read from r, copies them to tee, and
@@ -247,6 +249,7 @@ func Convert(r io.Reader, m Meta, o Options) (*Item, error) {
 		return fail(err)
 	}
 	it.Node = n
+	it.meeting = c.invite
 	return it, nil
 }
 
@@ -265,7 +268,7 @@ func (c *converter) leaf(e *entity, body io.Reader) bool {
 		dec := textDecoder(e.params["charset"], transferDecoder(e.h.Get("Content-Transfer-Encoding"), body))
 		htmlToText(io.TeeReader(dec, c.html), c.h2t, c.cids)
 	case inline && e.typ == "text/calendar":
-		if a := c.calendar(e, body); a != nil && len(c.atts) < maxAttachments {
+		if a := c.calendarPart(e, body); a != nil && len(c.atts) < maxAttachments {
 			c.atts = append(c.atts, a)
 		}
 	default:
@@ -352,8 +355,13 @@ func (c *converter) applicationData(h header, m Meta, pl plan, smime string) (*w
 	if c.hasHTML {
 		native = "2"
 	}
+	ad.Append(wbxml.T(wbxml.EmailMessageClass, class))
+	if class == c.meeting {
+		if mr := c.meetingNode(received); mr != nil {
+			ad.Append(mr) // after MessageClass, as Exchange sends it
+		}
+	}
 	ad.Append(
-		wbxml.T(wbxml.EmailMessageClass, class),
 		wbxml.T(wbxml.EmailInternetCPID, "65001"), // the text is UTF-8
 		FlagNode(m.Flag),
 		wbxml.T(wbxml.EmailContentClass, content),
