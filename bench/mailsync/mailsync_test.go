@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,91 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/easd/easd/bench/internal/imapproxy"
 	"github.com/easd/easd/wbxml"
-	"github.com/google/go-cmp/cmp"
 )
-
-func TestScanCountsCommands(t *testing.T) {
-	lit := "From: a\r\n\r\nA001 NOT A COMMAND\r\n" // inside a literal
-	in := "a1 LOGIN bench pw\r\n" +
-		"a2 SELECT INBOX (CONDSTORE)\r\n" +
-		"a3 uid fetch 1:* (FLAGS)\r\n" +
-		"a4 APPEND INBOX (\\Seen) {" + strconv.Itoa(len(lit)) + "+}\r\n" + lit + "\r\n" +
-		"a5 IDLE\r\nDONE\r\n" +
-		"a6 LOGIN {5}\r\nbench {2}\r\npw\r\n" +
-		"a7 AUTHENTICATE PLAIN\r\nAGJlbmNoAHB3\r\n" +
-		"a8 UID STORE 4 +FLAGS (\\Seen)\r\n" +
-		"a9 NOOP " + strings.Repeat("x", 100_000) + "\r\n" +
-		"b1 COMPRESS DEFLATE\r\nb2 garbage after compression\r\n"
-	c := newIMAPCounter()
-	c.scan(bufio.NewReaderSize(strings.NewReader(in), 16))
-	want := map[string]int64{"LOGIN": 2, "SELECT": 1, "UID FETCH": 1, "APPEND": 1, "IDLE": 1, "AUTHENTICATE": 1,
-		"UID STORE": 1, "NOOP": 1, "COMPRESS": 1}
-	got := c.snapshot()
-	if diff := cmp.Diff(want, got.ByName); diff != "" {
-		t.Errorf("commands (-want +got):\n%s", diff)
-	}
-	if got.Total != 10 || got.Opaque != 1 {
-		t.Errorf("total %d, opaque %d", got.Total, got.Opaque)
-	}
-	if s := got.top(2); s != "LOGIN 2, APPEND 1, …" {
-		t.Errorf("top = %q", s)
-	}
-}
-
-func TestProxyForwardsAndCounts(t *testing.T) {
-	// An "IMAP server" that greets, then answers each line with OK.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "* OK hi\r\n")
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					tag, _, _ := strings.Cut(sc.Text(), " ")
-					io.WriteString(c, tag+" OK done\r\n")
-				}
-			}()
-		}
-	}()
-	p, err := startProxy("127.0.0.1:0", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	greeting, _ := r.ReadString('\n')
-	io.WriteString(c, "a1 NOOP\r\na2 UID FETCH 1:* FLAGS\r\n")
-	l1, _ := r.ReadString('\n')
-	l2, _ := r.ReadString('\n')
-	if greeting != "* OK hi\r\n" || l1 != "a1 OK done\r\n" || l2 != "a2 OK done\r\n" {
-		t.Fatalf("through the proxy: %q %q %q", greeting, l1, l2)
-	}
-	// The proxy counts a command after forwarding it, so the count may
-	// trail the answer by a moment.
-	got := p.counter.snapshot()
-	for deadline := time.Now().Add(5 * time.Second); got.Total < 2 && time.Now().Before(deadline); got = p.counter.snapshot() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got.Total != 2 || got.ByName["UID FETCH"] != 1 || got.Conns != 1 || got.Up != 33 || got.Down == 0 {
-		t.Errorf("counts %+v", got)
-	}
-}
 
 func TestGenMessage(t *testing.T) {
 	withAtt := 0
@@ -233,7 +149,7 @@ func TestInitialSyncAndKeepAliveAgainstFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter := newIMAPCounter()
+	var counter *imapproxy.Proxy // counts nothing: no IMAP behind the fake
 	r := initialSync(context.Background(), cfg, counter, 100)
 	if r.Err != nil || r.Messages != 250 || r.Attachments != 12 || r.Data != 250_000 || r.Wire < r.Data {
 		t.Errorf("initial sync: %+v", r)

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/easd/easd/bench/internal/imapproxy"
 )
 
 // Bounds on what one run may ask for.
@@ -197,6 +199,10 @@ func (cfg *config) kaUser(i int) string {
 	return fmt.Sprintf(cfg.KAUserFormat, i%cfg.KAUsers)
 }
 
+// proxyOptions configure the counting IMAP proxy: the report gives the
+// megabytes easd read from IMAP (Counts.Down).
+var proxyOptions = imapproxy.Options{CountBytes: true, ReadBuffer: 64 << 10}
+
 func main() {
 	cfg, _, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -211,15 +217,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var counter *imapCounter
+	var counter *imapproxy.Proxy
 	if cfg.Proxy != "" {
-		p, err := startProxy(cfg.Proxy, cfg.IMAPAddr)
+		p, err := imapproxy.Start(cfg.Proxy, cfg.IMAPAddr, proxyOptions)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "mailsync: proxy:", err)
 			os.Exit(1)
 		}
 		defer p.Close()
-		counter = p.counter
+		counter = p
 		fmt.Fprintf(os.Stderr, "mailsync: counting IMAP proxy on %s → %s\n", p.Addr(), cfg.IMAPAddr)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "mailsync: "+format+"\n", args...) }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,66 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/easd/easd/bench/internal/imapproxy"
+	"github.com/easd/easd/bench/internal/procstat"
 	"github.com/easd/easd/eas/client"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
-
-// memory is easd's memory use from /proc/PID/status, in kB (0: unknown).
-type memory struct{ HWM, RSS int64 }
-
-// readMemory reads VmHWM and VmRSS of pid.
-func readMemory(pid int) memory {
-	if pid <= 0 {
-		return memory{}
-	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return memory{}
-	}
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmHWM":
-			m.HWM = n
-		case "VmRSS":
-			m.RSS = n
-		}
-	}
-	return m
-}
-
-// readCPU returns the CPU time (user + system) pid has used, from
-// /proc/PID/stat; 0 when unknown.
-func readCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)        // utime, field 14
-	st, _ := strconv.ParseInt(f[12], 10, 64)        // stime, field 15
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
 
 // resetPeak resets pid's VmHWM to its current RSS (Linux 4.0+, same user
 // or root), so that each phase reports its own peak; false if it could
@@ -156,18 +102,18 @@ type syncResult struct {
 	// Wire is the bytes received; Data the message bytes (Body Data, or
 	// IMAP literals).
 	Wire, Data int64
-	Mem        memory
+	Mem        procstat.Memory
 	// CPU is the CPU time easd used during the phase.
 	CPU       time.Duration
 	PeakReset bool
-	IMAP      imapCounts
+	IMAP      imapproxy.Counts
 	Err       error
 }
 
 var runID = strconv.FormatInt(time.Now().UnixNano()%1e12, 36)
 
 // initialSync syncs the whole INBOX to a new device with window.
-func initialSync(ctx context.Context, cfg *config, counter *imapCounter, window int) syncResult {
+func initialSync(ctx context.Context, cfg *config, counter *imapproxy.Proxy, window int) syncResult {
 	res := syncResult{Name: "EAS initial Sync", Window: strconv.Itoa(window)}
 	var wire atomic.Int64
 	c, err := easClient(cfg, cfg.User, fmt.Sprintf("bench%sw%d", runID, window), &wire)
@@ -186,9 +132,9 @@ func initialSync(ctx context.Context, cfg *config, counter *imapCounter, window 
 		opts.MIMESupport = 2
 	}
 	res.PeakReset = resetPeak(cfg.PID)
-	before := counter.snapshot()
+	before := counter.Snapshot()
 	wire.Store(0)
-	cpu0 := readCPU(cfg.PID)
+	cpu0 := procstat.ReadCPU(cfg.PID)
 	start := time.Now()
 	_, res.Err = c.SyncAll(ctx, inbox, opts, func(r *client.SyncCollectionResponse) error {
 		for _, a := range r.Adds {
@@ -201,10 +147,10 @@ func initialSync(ctx context.Context, cfg *config, counter *imapCounter, window 
 		return nil
 	})
 	res.Elapsed = time.Since(start)
-	res.CPU = readCPU(cfg.PID) - cpu0
+	res.CPU = procstat.ReadCPU(cfg.PID) - cpu0
 	res.Wire = wire.Load()
-	res.Mem = readMemory(cfg.PID)
-	res.IMAP = counter.snapshot().sub(before)
+	res.Mem = procstat.ReadMemory(cfg.PID)
+	res.IMAP = counter.Snapshot().Sub(before)
 	return res
 }
 
@@ -242,7 +188,7 @@ func imapCeiling(ctx context.Context, cfg *config) syncResult {
 	}
 	res.Elapsed = time.Since(start)
 	res.Wire = res.Data
-	res.IMAP = imapCounts{Total: 1}
+	res.IMAP = imapproxy.Counts{Total: 1}
 	return res
 }
 
@@ -259,8 +205,8 @@ type kaResult struct {
 	Elapsed  time.Duration
 	P50, P99 time.Duration
 	CPU      time.Duration // easd's CPU time during the run
-	Mem      memory
-	IMAP     imapCounts
+	Mem      procstat.Memory
+	IMAP     imapproxy.Counts
 	Err      error
 }
 
@@ -274,7 +220,7 @@ type kaDevice struct {
 
 // keepAlive primes cfg.Clients devices on cfg.KAFolder, then has them
 // send unchanged-folder Syncs back to back for cfg.Duration.
-func keepAlive(ctx context.Context, cfg *config, counter *imapCounter, logf func(string, ...any)) kaResult {
+func keepAlive(ctx context.Context, cfg *config, counter *imapproxy.Proxy, logf func(string, ...any)) kaResult {
 	res := kaResult{Clients: cfg.Clients, Users: max(cfg.KAUsers, 1), Folder: cfg.KAFolder}
 	opts := client.SyncOptions{WindowSize: 100, FilterType: "0",
 		BodyPreferences: []client.BodyPreference{{Type: client.BodyPlain, TruncationSize: 512}}}
@@ -309,8 +255,8 @@ func keepAlive(ctx context.Context, cfg *config, counter *imapCounter, logf func
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	resetPeak(cfg.PID)
-	before := counter.snapshot()
-	cpu0 := readCPU(cfg.PID)
+	before := counter.Snapshot()
+	cpu0 := procstat.ReadCPU(cfg.PID)
 	lats := make([][]time.Duration, len(devs))
 	var requests, changed, errs atomic.Int64
 	start = time.Now()
@@ -357,9 +303,9 @@ func keepAlive(ctx context.Context, cfg *config, counter *imapCounter, logf func
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
-	res.CPU = readCPU(cfg.PID) - cpu0
-	res.Mem = readMemory(cfg.PID)
-	res.IMAP = counter.snapshot().sub(before)
+	res.CPU = procstat.ReadCPU(cfg.PID) - cpu0
+	res.Mem = procstat.ReadMemory(cfg.PID)
+	res.IMAP = counter.Snapshot().Sub(before)
 	res.Requests, res.Changed, res.Errors = requests.Load(), changed.Load(), errs.Load()
 	all := slices.Concat(lats...)
 	slices.Sort(all)
@@ -393,7 +339,7 @@ func primeDevice(ctx context.Context, cfg *config, i int, opts client.SyncOption
 }
 
 // run populates if asked, then measures and prints the tables to out.
-func run(ctx context.Context, cfg *config, counter *imapCounter, out io.Writer, logf func(string, ...any)) error {
+func run(ctx context.Context, cfg *config, counter *imapproxy.Proxy, out io.Writer, logf func(string, ...any)) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if cfg.Populate {

@@ -64,7 +64,7 @@ func writeReport(w io.Writer, cfg *config, counted bool, inboxCount int, results
 		for _, r := range results {
 			if r.Window != "–" {
 				fmt.Fprintf(w, "- IMAP commands of the initial Sync, WindowSize %s: %s (%d connections, %s MB from IMAP).\n",
-					r.Window, r.IMAP.top(8), r.IMAP.Conns, mb(r.IMAP.Down))
+					r.Window, r.IMAP.Top(8), r.IMAP.Opened, mb(r.IMAP.Down))
 			}
 		}
 	}
@@ -95,7 +95,7 @@ func writeReport(w io.Writer, cfg *config, counted bool, inboxCount int, results
 			name, ka.Clients, ka.Users, ka.FolderItems, ka.Requests, secs, rate(float64(ka.Requests), secs),
 			ms(ka.P50), ms(ka.P99), ka.Errors, cmds, per, kb(ka.Mem.HWM), kb(ka.Mem.RSS), fmt.Sprintf("%.2f", ka.CPU.Seconds()), rate(float64(ka.Requests), ka.CPU.Seconds()))
 		if counted {
-			fmt.Fprintf(w, "\n- IMAP commands during the keep-alive test: %s (%d new connections).\n", ka.IMAP.top(8), ka.IMAP.Conns)
+			fmt.Fprintf(w, "\n- IMAP commands during the keep-alive test: %s (%d new connections).\n", ka.IMAP.Top(8), ka.IMAP.Opened)
 		}
 	}
 	if len(notes) > 0 {

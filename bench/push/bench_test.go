@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/easd/easd/bench/internal/easdproc"
+	"github.com/easd/easd/bench/internal/imapproxy"
+	"github.com/easd/easd/bench/internal/procstat"
 	"github.com/easd/easd/internal/testenv"
 )
 
@@ -133,11 +136,11 @@ func TestBench(t *testing.T) {
 	}
 	easd := os.Getenv("EASD_BENCH_BIN")
 	if easd == "" {
-		easd = buildBinary(t, "github.com/easd/easd/cmd/easd", "easd")
+		easd = easdproc.Build(t, "github.com/easd/easd/cmd/easd", "easd")
 	}
 	load := os.Getenv("EASD_BENCH_LOAD")
 	if load == "" {
-		load = buildBinary(t, "github.com/easd/easd/bench/push/load", "load")
+		load = easdproc.Build(t, "github.com/easd/easd/bench/push/load", "load")
 	}
 	counts := slices.Concat(cfg.RSS, cfg.Latency, cfg.Idle)
 	slices.Sort(counts)
@@ -177,8 +180,8 @@ type runner struct {
 
 	users   int
 	dovecot *testenv.DovecotServer
-	proxy   *Proxy
-	easd    *easdProc
+	proxy   *imapproxy.Proxy
+	easd    *easdproc.Proc
 }
 
 func (r *runner) run(t *testing.T) *RunReport {
@@ -210,7 +213,7 @@ func (r *runner) run(t *testing.T) *RunReport {
 	r.dovecot = testenv.DovecotWith(t, users, testenv.DovecotOptions{
 		MaxConnections: max(1024, 6*r.users+500), MaxUserIPConnections: 2*cfg.PerUser + 20})
 	var err error
-	if r.proxy, err = StartProxy("127.0.0.1:0", r.dovecot.Addr); err != nil {
+	if r.proxy, err = imapproxy.Start("127.0.0.1:0", r.dovecot.Addr, imapproxy.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.proxy.Close() })
@@ -221,7 +224,7 @@ func (r *runner) run(t *testing.T) *RunReport {
 	rep.Fresh = r.measure(ctx, t, 0)
 	t.Logf("easd fresh: RSS %s", mib(rep.Fresh.RSS))
 
-	args = append(args, "-url", r.easd.url, "-imap", r.dovecot.Addr)
+	args = append(args, "-url", r.easd.URL, "-imap", r.dovecot.Addr)
 	cmd := exec.CommandContext(ctx, r.loadBin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
@@ -271,13 +274,13 @@ func (r *runner) run(t *testing.T) *RunReport {
 		case CheckpointIdle:
 			rep.Idle = r.idleWindow(ctx, t, ev.Window)
 		case CheckpointLatency:
-			cpu0, imap0 = ReadCPU(r.easd.pid), r.proxy.Snapshot()
+			cpu0, imap0 = procstat.ReadCPU(r.easd.PID), r.proxy.Snapshot()
 		case CheckpointLatencyDone:
-			rep.Latency = &LatencyReport{CPU: ReadCPU(r.easd.pid) - cpu0, IMAP: r.proxy.Snapshot().Sub(imap0), Generator: ev.Latency}
+			rep.Latency = &LatencyReport{CPU: procstat.ReadCPU(r.easd.PID) - cpu0, IMAP: r.proxy.Snapshot().Sub(imap0), Generator: ev.Latency}
 		}
 		if ev.Checkpoint != "" && ev.Checkpoint == last {
 			// The devices are still parked.
-			if m, err := Scrape(ctx, r.easd.admin+"/metrics"); err != nil {
+			if m, err := Scrape(ctx, r.easd.Admin+"/metrics"); err != nil {
 				t.Logf("scraping /metrics: %v", err)
 			} else {
 				rep.Metrics = m.WithPrefix("easd_push_", "easd_imap_", "easd_http_in_flight")
@@ -299,7 +302,7 @@ func (r *runner) run(t *testing.T) *RunReport {
 	if err := cmd.Wait(); err != nil && rep.Err == "" {
 		rep.Err = "load generator: " + err.Error()
 	}
-	if problems := logProblems(r.easd.logPath, 20); problems != "" {
+	if problems := easdproc.LogProblems(r.easd.LogPath, 20); problems != "" {
 		t.Logf("easd warnings and errors (first 20):\n%s", problems)
 	}
 	return rep
@@ -313,21 +316,21 @@ func (r *runner) measure(ctx context.Context, t *testing.T, inFlight int) Snapsh
 	if inFlight > 0 {
 		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) && ctx.Err() == nil {
-			m, err := Scrape(ctx, r.easd.admin+"/metrics")
+			m, err := Scrape(ctx, r.easd.Admin+"/metrics")
 			if v, ok := m.Value("easd_http_in_flight_requests"); err == nil && ok && v >= float64(inFlight) {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	if err := ForceGC(ctx, r.easd.admin); err != nil {
+	if err := ForceGC(ctx, r.easd.Admin); err != nil {
 		t.Logf("forcing a GC in easd: %v", err)
 	}
 	sleep(ctx, r.cfg.Settle)
-	prev, stable := ReadMemory(r.easd.pid).RSS, 0
+	prev, stable := procstat.ReadMemory(r.easd.PID).RSS, 0
 	for i := 0; i < 30 && stable < 3 && ctx.Err() == nil; i++ {
 		sleep(ctx, time.Second)
-		cur := ReadMemory(r.easd.pid).RSS
+		cur := procstat.ReadMemory(r.easd.PID).RSS
 		if d := cur - prev; d <= max(256, prev/500) && d >= -max(256, prev/500) {
 			stable++
 		} else {
@@ -337,7 +340,7 @@ func (r *runner) measure(ctx context.Context, t *testing.T, inFlight int) Snapsh
 	}
 	s := Snapshot{RSS: prev, HeapInuse: -1, StackInuse: -1, Goroutines: -1, InFlight: -1, IMAP: r.proxy.OpenConns(),
 		Dovecot: ChildProcesses(filepath.Join(r.dovecot.Dir, "dovecot.conf"), "imap"), Settled: time.Since(start)}
-	if m, err := Scrape(ctx, r.easd.admin+"/metrics"); err == nil {
+	if m, err := Scrape(ctx, r.easd.Admin+"/metrics"); err == nil {
 		if v, ok := m.Value("go_memstats_heap_inuse_bytes"); ok {
 			s.HeapInuse = v
 		}
@@ -361,7 +364,7 @@ func (r *runner) saveProfiles(ctx context.Context, t *testing.T, dir string) {
 		"heap-" + strconv.Itoa(r.n) + ".pb.gz":     "/debug/pprof/heap?gc=1",
 		"goroutines-" + strconv.Itoa(r.n) + ".txt": "/debug/pprof/goroutine?debug=1",
 	} {
-		b, err := get(ctx, r.easd.admin+path, 256<<20)
+		b, err := get(ctx, r.easd.Admin+path, 256<<20)
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
 		}
@@ -387,13 +390,13 @@ func (r *runner) idleWindow(ctx context.Context, t *testing.T, window time.Durat
 		t.Logf("idle: %d IMAP connections open after waiting %v for the pool to reap", r.proxy.OpenConns().Open, ir.ReapWait.Round(time.Second))
 	}
 	ir.Start = r.proxy.OpenConns()
-	imap0, cpu0, t0 := r.proxy.Snapshot(), ReadCPU(r.easd.pid), time.Now()
+	imap0, cpu0, t0 := r.proxy.Snapshot(), procstat.ReadCPU(r.easd.PID), time.Now()
 	sleep(ctx, window)
-	ir.Window, ir.CPU, ir.IMAP = time.Since(t0), ReadCPU(r.easd.pid)-cpu0, r.proxy.Snapshot().Sub(imap0)
-	ir.RSSEnd = ReadMemory(r.easd.pid).RSS
+	ir.Window, ir.CPU, ir.IMAP = time.Since(t0), procstat.ReadCPU(r.easd.PID)-cpu0, r.proxy.Snapshot().Sub(imap0)
+	ir.RSSEnd = procstat.ReadMemory(r.easd.PID).RSS
 	ir.End = r.proxy.OpenConns()
 	ir.DovecotEnd = ChildProcesses(filepath.Join(r.dovecot.Dir, "dovecot.conf"), "imap")
-	if m, err := Scrape(ctx, r.easd.admin+"/metrics"); err == nil {
+	if m, err := Scrape(ctx, r.easd.Admin+"/metrics"); err == nil {
 		ir.InFlightAtEnd, _ = m.Value("easd_http_in_flight_requests")
 	}
 	t.Logf("idle: %v, easd CPU %v (%.2f%% of a core), IMAP %s; connections %d → %d", ir.Window.Round(time.Millisecond),

@@ -107,7 +107,7 @@ func WriteReport(w io.Writer, runs []*RunReport) {
 	fmt.Fprintf(w, "\n### easd push benchmark (issue #7), %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "%d CPUs, %s/%s, %s; loopback, no TLS; easd `serve --auth imap`, SQLite; IMAP through a counting proxy. ",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Fprint(w, "RSS is VmRSS of easd after a forced GC (pprof heap?gc=1) and settling; \"per device\" is (parked − set-up) / parked.\n\n")
+	fmt.Fprint(w, "RSS is VmRSS of easd after four forced GCs (pprof heap?gc=1, as a few minutes of running would) and settling; \"per device\" is (parked − set-up) / parked.\n\n")
 
 	fmt.Fprintln(w, "| parked devices | users × devices | set-up s | easd RSS fresh | RSS set up, idle | RSS parked | RSS per parked device | Go heap in use per device | Go stacks per device | goroutines per device | IMAP conns open (users) | Dovecot imap processes |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/easd/easd/eas/email"
+	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 	xhtml "golang.org/x/net/html"
@@ -17,9 +18,6 @@ import (
 // propAltDesc holds an HTML description beside the plain DESCRIPTION
 // (the convention of Outlook and Thunderbird).
 const propAltDesc = "X-ALT-DESC"
-
-// maxPreview is the longest airsyncbase:Preview (MS-ASAIRS 2.2.2.35.4).
-const maxPreview = 255
 
 // bodyOf returns the plain and HTML descriptions of ev.
 func bodyOf(ev *ical.Component) (text, htm string) {
@@ -53,7 +51,7 @@ func bodyAs(typ int, text, htm string) string {
 // (3) is answered as text, MIME (4) does not apply to calendar items; the
 // preference of the native type wins, else the first; AllOrNone falls to
 // the next preference that fits; Truncated and EstimatedDataSize describe
-// a body cut on a UTF-8 boundary. No body, no element.
+// a body cut on a UTF-8 boundary (item.BodyElement). No body, no element.
 func (c *ctx) renderBody(ev *ical.Component, f fields) {
 	text, htm := bodyOf(ev)
 	if text == "" && htm == "" {
@@ -82,55 +80,13 @@ func (c *ctx) renderBody(ev *ical.Component, f fields) {
 		p.Type = native
 		prefs = []email.BodyPreference{p}
 	}
-	primary := 0
-	for i, p := range prefs {
-		if p.Type == native {
-			primary = i
-			break
-		}
+	var pv func(int) string
+	if c.v >= v140 {
+		pv = func(n int) string { return preview(bodyAs(1, text, htm), n) }
 	}
-	size := func(p email.BodyPreference) int64 { return int64(len(bodyAs(p.Type, text, htm))) }
-	fits := func(p email.BodyPreference) bool { return p.TruncationSize <= 0 || size(p) <= p.TruncationSize }
-	chosen, withData := prefs[primary], true
-	if chosen.AllOrNone && !fits(chosen) {
-		withData = false
-		for i, p := range prefs {
-			if i != primary && (!p.AllOrNone || fits(p)) {
-				chosen, withData = p, true
-				break
-			}
-		}
-	}
-	data := bodyAs(chosen.Type, text, htm)
-	body := wbxml.E(wbxml.AirSyncBaseBody,
-		wbxml.T(wbxml.AirSyncBaseType, strconv.Itoa(chosen.Type)),
-		wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.Itoa(len(data))))
-	if t := chosen.TruncationSize; t > 0 && int64(len(data)) > t {
-		body.Append(wbxml.T(wbxml.AirSyncBaseTruncated, "1"))
-		data = cutUTF8(data, int(t))
-	}
-	if withData {
-		body.Append(wbxml.T(wbxml.AirSyncBaseData, data))
-	}
-	// MS-ASAIRS 2.2.2.35.1: no Preview beside plain-text Data.
-	if c.v >= v140 && chosen.Preview > 0 && !(chosen.Type == 1 && withData) {
-		if pv := preview(bodyAs(1, text, htm), min(chosen.Preview, maxPreview)); pv != "" {
-			body.Append(wbxml.T(wbxml.AirSyncBasePreview, pv))
-		}
-	}
-	f[wbxml.AirSyncBaseBody] = body
+	content := func(t int) string { return bodyAs(t, text, htm) }
+	f[wbxml.AirSyncBaseBody] = item.BodyElement(prefs, native, content, pv)
 	f.text(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(native))
-}
-
-// cutUTF8 returns at most n bytes of s, cut on a character boundary.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // preview returns the first n characters of text, white space collapsed.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/easd/easd/eas/email"
+	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/wbxml"
 )
 
@@ -78,7 +79,7 @@ func TestBodyPreferences(t *testing.T) {
 	}
 	// A CardDAV client edits NOTE: the HTML is stale and not sent.
 	edited := bytes.Replace(withHTML, []byte("NOTE:Hello you"), []byte("NOTE:Bye"), 1)
-	if got := mustRender(t, edited, "16.1", email.BodyPreference{Type: 2}).Child(wbxml.AirSyncBaseBody).ChildText(wbxml.AirSyncBaseData); got != textToHTML("Bye") {
+	if got := mustRender(t, edited, "16.1", email.BodyPreference{Type: 2}).Child(wbxml.AirSyncBaseBody).ChildText(wbxml.AirSyncBaseData); got != item.TextToHTML("Bye") {
 		t.Fatalf("stale HTML sent: %q\n%s", got, edited)
 	}
 	// A body without Data (or truncated) keeps the stored one.

@@ -44,11 +44,13 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 )
 
@@ -63,7 +65,7 @@ type appData struct {
 	vals                      map[wbxml.Tag]string // single-valued elements present
 	categories, children      []string
 	hasCategories, hasChilren bool
-	body                      bodyIn
+	body                      item.BodyIn
 	picture                   string
 	hasPicture                bool
 }
@@ -87,7 +89,7 @@ func slotted(t wbxml.Tag) bool {
 // is invalid.
 func parseApp(n *wbxml.Node) (*appData, error) {
 	if n == nil || n.Tag != wbxml.AirSyncApplicationData {
-		return nil, invalid("not an ApplicationData element")
+		return nil, item.Invalidf("not an ApplicationData element")
 	}
 	in := &appData{vals: map[wbxml.Tag]string{}}
 	seen := map[wbxml.Tag]bool{}
@@ -96,9 +98,9 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 		var out []string
 		for _, x := range c.Children {
 			if x.Tag != child || len(x.Children) > 0 {
-				return nil, invalid("%s holds %s", c.Tag, x.Tag)
+				return nil, item.Invalidf("%s holds %s", c.Tag, x.Tag)
 			}
-			if s := clean(x.Text()); s != "" {
+			if s := item.Clean(x.Text()); s != "" {
 				out = append(out, s)
 			}
 		}
@@ -106,7 +108,7 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 	}
 	for _, c := range n.Children {
 		if seen[c.Tag] {
-			return nil, invalid("duplicate %s", c.Tag)
+			return nil, item.Invalidf("duplicate %s", c.Tag)
 		}
 		seen[c.Tag] = true
 		var err error
@@ -118,27 +120,27 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 			in.hasChilren = true
 			in.children, err = list(c, wbxml.ContactsChild)
 		case c.Tag == wbxml.AirSyncBaseBody:
-			in.body, err = parseBodyNode(c)
+			in.body, err = item.ParseBody(c)
 		case c.Tag == wbxml.ContactsBody: // 2.5 (MS-ASCNTC 2.2.2.7.2)
-			in.body = bodyIn{present: true, typ: 1, data: clean(c.Text())}
+			in.body = item.BodyIn{Present: true, Type: 1, Data: item.Clean(c.Text())}
 		case c.Tag == wbxml.ContactsBodyTruncated:
 			legacyTruncated = strings.TrimSpace(c.Text()) == "1"
 		case c.Tag == wbxml.ContactsPicture || slotted(c.Tag):
 			if len(c.Children) > 0 {
-				return nil, invalid("%s has child elements", c.Tag)
+				return nil, item.Invalidf("%s has child elements", c.Tag)
 			}
 			if c.Tag == wbxml.ContactsPicture {
 				in.hasPicture, in.picture = true, string(c.Value)
 			} else {
-				in.vals[c.Tag] = clean(c.Text())
+				in.vals[c.Tag] = item.Clean(c.Text())
 			}
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	if legacyTruncated && in.body.present && seen[wbxml.ContactsBody] {
-		in.body.keep = true
+	if legacyTruncated && in.body.Present && seen[wbxml.ContactsBody] {
+		in.body.Keep = true
 	}
 	return in, nil
 }
@@ -152,7 +154,7 @@ type view struct {
 	nSynth     bool // FirstName is the FN of a card without N
 	categories []string
 	children   []string
-	body       body
+	body       item.Body
 	photo      *prop
 }
 
@@ -181,7 +183,7 @@ func buildView(c *card) *view {
 	// derived from anyway.
 	if allEmpty(v.tuples[famName][0]) {
 		if fn := c.first("FN"); fn != nil {
-			if s := clean(unescapeText(fn.value)); s != "" && s != v.fallbackName() {
+			if s := item.Clean(ics.UnescapeText(fn.value)); s != "" && s != v.fallbackName() {
 				v.tuples[famName][0] = []string{"", s, "", "", ""}
 				v.vals[wbxml.ContactsFirstName] = s
 				v.nSynth = true
@@ -192,12 +194,12 @@ func buildView(c *card) *view {
 		switch {
 		case p.name == "CATEGORIES":
 			for _, s := range textList(p.value) {
-				if s = clean(s); s != "" {
+				if s = item.Clean(s); s != "" {
 					v.categories = append(v.categories, s)
 				}
 			}
 		case isChild(p):
-			if s := clean(unescapeText(p.value)); s != "" {
+			if s := item.Clean(ics.UnescapeText(p.value)); s != "" {
 				v.children = append(v.children, s)
 			}
 		case p.name == "PHOTO" && v.photo == nil && len(photoBytes(p)) > 0:
@@ -205,11 +207,11 @@ func buildView(c *card) *view {
 		}
 	}
 	if note := c.first("NOTE"); note != nil {
-		v.body.text = clean(unescapeText(note.value))
+		v.body.Text = item.Clean(ics.UnescapeText(note.value))
 	}
 	if h := altDesc(c); h != nil {
-		if s := clean(unescapeText(h.value)); htmlToText(s) == v.body.text {
-			v.body.html = s
+		if s := item.Clean(ics.UnescapeText(h.value)); item.HTMLToText(s) == v.body.Text {
+			v.body.HTML = s
 		}
 	}
 	return v
@@ -265,18 +267,6 @@ func (v *view) displayName(synth bool) string {
 func allEmpty(t []string) bool {
 	for _, s := range t {
 		if s != "" {
-			return false
-		}
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
 			return false
 		}
 	}
@@ -344,7 +334,7 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 			if fi == famName {
 				nameNew = newT
 			}
-			if equalStrings(oldT, newT) {
+			if slices.Equal(oldT, newT) {
 				continue
 			}
 			famChanged = true
@@ -390,13 +380,13 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 	if applyLists(c, in, old, ghosted) {
 		changed = true
 	}
-	if in.body.present {
-		if nb, ch := applyBody(old.body, in.body); ch {
+	if in.body.Present {
+		if nb, ch := item.ApplyBody(old.body, in.body); ch {
 			setBody(c, nb)
 			changed = true
 		}
-	} else if !ghosted(wbxml.AirSyncBaseBody) && !old.body.empty() {
-		setBody(c, body{})
+	} else if !ghosted(wbxml.AirSyncBaseBody) && !old.body.Empty() {
+		setBody(c, item.Body{})
 		changed = true
 	}
 	ch, err := applyPicture(c, in, old, ghosted(wbxml.ContactsPicture))
@@ -434,7 +424,7 @@ func applyLists(c *card, in *appData, old *view, ghosted func(wbxml.Tag) bool) b
 		return nil
 	}
 	changed := false
-	if cats := pick(in.hasCategories, in.categories, old.categories, wbxml.ContactsCategories); !equalStrings(cats, old.categories) {
+	if cats := pick(in.hasCategories, in.categories, old.categories, wbxml.ContactsCategories); !slices.Equal(cats, old.categories) {
 		changed = true
 		for _, p := range append([]*prop(nil), c.props...) {
 			if p.name == "CATEGORIES" {
@@ -444,12 +434,12 @@ func applyLists(c *card, in *appData, old *view, ghosted func(wbxml.Tag) bool) b
 		if len(cats) > 0 {
 			vs := make([]string, len(cats))
 			for i, s := range cats {
-				vs[i] = escapeText(s)
+				vs[i] = ics.EscapeText(s)
 			}
 			c.add(&prop{name: "CATEGORIES", value: strings.Join(vs, ",")})
 		}
 	}
-	if kids := pick(in.hasChilren, in.children, old.children, wbxml.ContactsChildren); !equalStrings(kids, old.children) {
+	if kids := pick(in.hasChilren, in.children, old.children, wbxml.ContactsChildren); !slices.Equal(kids, old.children) {
 		changed = true
 		for _, p := range append([]*prop(nil), c.props...) {
 			if isChild(p) {
@@ -457,7 +447,7 @@ func applyLists(c *card, in *appData, old *view, ghosted func(wbxml.Tag) bool) b
 			}
 		}
 		for _, s := range kids {
-			p := &prop{name: "RELATED", value: escapeText(s)}
+			p := &prop{name: "RELATED", value: ics.EscapeText(s)}
 			p.setParamAdd("TYPE", "child")
 			p.setParam("VALUE", "text")
 			c.add(p)
@@ -467,23 +457,23 @@ func applyLists(c *card, in *appData, old *view, ghosted func(wbxml.Tag) bool) b
 }
 
 // setBody stores b as NOTE and X-ALT-DESC.
-func setBody(c *card, b body) {
+func setBody(c *card, b item.Body) {
 	note := c.first("NOTE")
 	switch {
-	case b.text == "":
+	case b.Text == "":
 		for ; note != nil; note = c.first("NOTE") {
 			c.remove(note)
 		}
 	case note != nil:
-		note.value = escapeText(b.text)
+		note.value = ics.EscapeText(b.Text)
 	default:
-		c.add(&prop{name: "NOTE", value: escapeText(b.text)})
+		c.add(&prop{name: "NOTE", value: ics.EscapeText(b.Text)})
 	}
 	for p := altDesc(c); p != nil; p = altDesc(c) {
 		c.remove(p)
 	}
-	if b.html != "" {
-		p := &prop{name: "X-ALT-DESC", value: escapeText(b.html)}
+	if b.HTML != "" {
+		p := &prop{name: "X-ALT-DESC", value: ics.EscapeText(b.HTML)}
 		p.setParam("FMTTYPE", "text/html")
 		c.add(p)
 	}
@@ -530,9 +520,9 @@ func finish(c *card, old *view, o item.Options) {
 	nv := buildView(c)
 	oldDisp, newDisp := old.displayName(true), nv.displayName(false)
 	if fn := c.first("FN"); fn == nil {
-		c.add(&prop{name: "FN", value: escapeText(newDisp)})
-	} else if cur := clean(unescapeText(fn.value)); cur == "" || cur == oldDisp {
-		fn.value = escapeText(newDisp)
+		c.add(&prop{name: "FN", value: ics.EscapeText(newDisp)})
+	} else if cur := item.Clean(ics.UnescapeText(fn.value)); cur == "" || cur == oldDisp {
+		fn.value = ics.EscapeText(newDisp)
 	}
 	upgrade(c)
 	if c.first("UID") == nil && o.NewUID != nil {
@@ -599,10 +589,10 @@ func upgrade(c *card) {
 func index(c *card, v *view) item.Index {
 	var ix item.Index
 	if p := c.first("UID"); p != nil {
-		ix.UID = strings.TrimSpace(clean(unescapeURI(p.value)))
+		ix.UID = strings.TrimSpace(item.Clean(unescapeURI(p.value)))
 	}
 	if p := c.first("FN"); p != nil {
-		ix.Summary = clean(unescapeText(p.value))
+		ix.Summary = item.Clean(ics.UnescapeText(p.value))
 	}
 	if ix.Summary == "" {
 		ix.Summary = v.displayName(true)
@@ -676,7 +666,7 @@ func (Codec) Render(stored []byte, o item.Options) (*wbxml.Node, error) {
 				}
 			}
 		case wbxml.AirSyncBaseBody:
-			if b := renderBody(v.body, o.BodyPrefs, version14(o.Version)); b != nil {
+			if b := item.RenderBody(v.body, o.BodyPrefs, version14(o.Version)); b != nil {
 				ad.Append(b)
 			}
 		default:

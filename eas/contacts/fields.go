@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 )
 
@@ -76,9 +78,9 @@ func single(tag wbxml.Tag, names ...string) *family {
 	return &family{
 		slots:      []slot{{id: tag.Name(), tags: []wbxml.Tag{tag}}},
 		candidates: byName(names, 0),
-		get:        func(p *prop, _ int) []string { return []string{clean(unescapeText(p.value))} },
+		get:        func(p *prop, _ int) []string { return []string{item.Clean(ics.UnescapeText(p.value))} },
 		put: func(p *prop, _ int, v []string) (bool, error) {
-			p.value = escapeText(v[0])
+			p.value = ics.EscapeText(v[0])
 			delete(p.params, "VALUE")
 			return v[0] != "", nil
 		},
@@ -306,8 +308,8 @@ func (f *family) assign(c *card) []*prop {
 // emailGet renders an EMAIL: the client's "Name" <addr> form while it
 // still names the stored address, else the bare address.
 func emailGet(p *prop) string {
-	addr := clean(unescapeText(p.value))
-	if orig := clean(p.param(valueParam)); orig != "" {
+	addr := item.Clean(ics.UnescapeText(p.value))
+	if orig := item.Clean(p.param(valueParam)); orig != "" {
 		if a, err := mail.ParseAddress(orig); err == nil && strings.EqualFold(a.Address, addr) {
 			return orig
 		}
@@ -327,7 +329,7 @@ func emailPut(p *prop, v string) bool {
 			orig = v
 		}
 	}
-	p.value = escapeText(addr)
+	p.value = ics.EscapeText(addr)
 	p.setParam(valueParam, orig)
 	return v != ""
 }
@@ -345,7 +347,7 @@ const (
 )
 
 func buildFamilies() []*family {
-	textGet := func(p *prop, _ int) []string { return []string{clean(unescapeText(p.value))} }
+	textGet := func(p *prop, _ int) []string { return []string{item.Clean(ics.UnescapeText(p.value))} }
 	name := &family{
 		slots: []slot{{id: "Name", tags: []wbxml.Tag{wbxml.ContactsLastName, wbxml.ContactsFirstName,
 			wbxml.ContactsMiddleName, wbxml.ContactsTitle, wbxml.ContactsSuffix}}},
@@ -354,7 +356,7 @@ func buildFamilies() []*family {
 			comps := components(p.value)
 			out := make([]string, 5)
 			for i := range out {
-				out[i] = clean(component(comps, i, " "))
+				out[i] = item.Clean(component(comps, i, " "))
 			}
 			return out
 		},
@@ -378,7 +380,7 @@ func buildFamilies() []*family {
 		candidates: byName([]string{"ORG"}, 0),
 		get: func(p *prop, _ int) []string {
 			comps := components(p.value)
-			return []string{clean(component(comps, 0, ",")), clean(component(comps, 1, ","))}
+			return []string{item.Clean(component(comps, 0, ",")), item.Clean(component(comps, 1, ","))}
 		},
 		put: func(p *prop, _ int, v []string) (bool, error) {
 			comps := components(p.value)
@@ -398,7 +400,7 @@ func buildFamilies() []*family {
 	fileAs := &family{
 		slots:      slotsOf(wbxml.ContactsFileAs),
 		candidates: byName([]string{"FN"}, 0),
-		get:        func(p *prop, _ int) []string { return []string{clean(p.param(fileAsParam))} },
+		get:        func(p *prop, _ int) []string { return []string{item.Clean(p.param(fileAsParam))} },
 		put: func(p *prop, _ int, v []string) (bool, error) {
 			p.setParam(fileAsParam, v[0])
 			return true, nil
@@ -420,7 +422,7 @@ func buildFamilies() []*family {
 		},
 	}
 	uriGet := func(p *prop, _ int) []string {
-		return []string{clean(unescapeURI(p.value))}
+		return []string{item.Clean(unescapeURI(p.value))}
 	}
 	uriPut := func(p *prop, _ int, v []string) (bool, error) {
 		p.value = escapeURI(v[0])
@@ -441,13 +443,13 @@ func buildFamilies() []*family {
 				if strings.HasPrefix(strings.ToLower(v), "tel:") {
 					v = v[4:]
 				}
-				return []string{clean(v)}
+				return []string{item.Clean(v)}
 			}
-			return []string{clean(unescapeText(v))}
+			return []string{item.Clean(ics.UnescapeText(v))}
 		},
 		put: func(p *prop, _ int, v []string) (bool, error) {
 			delete(p.params, "VALUE")
-			p.value = escapeText(v[0])
+			p.value = ics.EscapeText(v[0])
 			return v[0] != "", nil
 		},
 		create: func(s int) *prop {
@@ -474,8 +476,8 @@ func buildFamilies() []*family {
 		// locality, region, postal code, country.
 		get: func(p *prop, _ int) []string {
 			comps := components(p.value)
-			return []string{clean(component(comps, 2, "\n")), clean(component(comps, 3, ",")),
-				clean(component(comps, 4, ",")), clean(component(comps, 5, ",")), clean(component(comps, 6, ","))}
+			return []string{item.Clean(component(comps, 2, "\n")), item.Clean(component(comps, 3, ",")),
+				item.Clean(component(comps, 4, ",")), item.Clean(component(comps, 5, ",")), item.Clean(component(comps, 6, ","))}
 		},
 		put: func(p *prop, _ int, v []string) (bool, error) {
 			comps := components(p.value)
@@ -509,7 +511,7 @@ func buildFamilies() []*family {
 		candidates: relCandidates,
 		get:        textGet,
 		put: func(p *prop, _ int, v []string) (bool, error) {
-			p.value = escapeText(v[0])
+			p.value = ics.EscapeText(v[0])
 			if p.name == "RELATED" {
 				p.setParam("VALUE", "text")
 			}
@@ -533,11 +535,11 @@ func buildFamilies() []*family {
 			return nil
 		},
 		get: func(p *prop, _ int) []string {
-			d, ok := parseVDate(unescapeText(p.value))
+			d, ok := parseVDate(ics.UnescapeText(p.value))
 			if !ok {
 				return []string{""}
 			}
-			if orig := clean(p.param(valueParam)); orig != "" {
+			if orig := item.Clean(p.param(valueParam)); orig != "" {
 				if od, ok := parseEASDate(orig); ok && od == d {
 					return []string{orig}
 				}
@@ -550,7 +552,7 @@ func buildFamilies() []*family {
 			}
 			d, ok := parseEASDate(v[0])
 			if !ok {
-				return false, invalid("%s %q is not a date", []string{"Birthday", "Anniversary"}[s], v[0])
+				return false, item.Invalidf("%s %q is not a date", []string{"Birthday", "Anniversary"}[s], v[0])
 			}
 			p.params = nil
 			p.value = d.vcard()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/easd/easd/eas/email"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 )
 
@@ -302,7 +303,7 @@ func genCard(r *rand.Rand) []byte {
 	for i := 0; i < n; i++ {
 		l := foreignLines[r.Intn(len(foreignLines))]
 		for strings.Contains(l, "%s") {
-			l = strings.Replace(l, "%s", escapeText(randText(r, 10)), 1)
+			l = strings.Replace(l, "%s", ics.EscapeText(randText(r, 10)), 1)
 		}
 		// fold some lines the way other producers do
 		if len(l) > 20 && r.Intn(3) == 0 {

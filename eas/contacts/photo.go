@@ -12,6 +12,8 @@ import (
 
 	_ "image/gif" // decoders for PHOTOs stored by CardDAV clients
 	_ "image/png"
+
+	"github.com/easd/easd/eas/item"
 )
 
 // MaxPicture is the largest contacts:Picture, in bytes of base64 text
@@ -35,14 +37,14 @@ func decodePicture(s string) ([]byte, error) {
 		return r
 	}, s)
 	if len(s) > MaxPicture {
-		return nil, invalid("Picture of %d bytes exceeds %d (MS-ASCNTC 2.2.2.58)", len(s), MaxPicture)
+		return nil, item.Invalidf("Picture of %d bytes exceeds %d (MS-ASCNTC 2.2.2.58)", len(s), MaxPicture)
 	}
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
 	}
 	if err != nil {
-		return nil, invalid("Picture is not base64: %v", err)
+		return nil, item.Invalidf("Picture is not base64: %v", err)
 	}
 	return b, nil
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/emersion/go-vcard"
+
+	"github.com/easd/easd/eas/item/ics"
 )
 
 // The vCard text is parsed here rather than with go-vcard's Decoder and
@@ -236,13 +237,13 @@ func (c *card) encode() []byte {
 	b.WriteString("BEGIN:VCARD\r\n")
 	for _, p := range c.props {
 		if p.name == "VERSION" {
-			writeFolded(&b, p.line())
+			ics.WriteFolded(&b, p.line())
 			break
 		}
 	}
 	for _, p := range c.props {
 		if p.name != "VERSION" {
-			writeFolded(&b, p.line())
+			ics.WriteFolded(&b, p.line())
 		}
 	}
 	b.WriteString("END:VCARD\r\n")
@@ -289,24 +290,6 @@ func (p *prop) line() string {
 	return b.String()
 }
 
-// writeFolded writes one content line folded at 75 octets without
-// splitting a UTF-8 sequence, then CRLF.
-func writeFolded(b *bytes.Buffer, l string) {
-	limit := 75
-	for len(l) > limit {
-		cut := limit
-		for cut > 1 && !utf8.RuneStart(l[cut]) {
-			cut--
-		}
-		b.WriteString(l[:cut])
-		b.WriteString("\r\n ")
-		l = l[cut:]
-		limit = 74
-	}
-	b.WriteString(l)
-	b.WriteString("\r\n")
-}
-
 // first returns the first property named name (upper case), or nil.
 func (c *card) first(name string) *prop {
 	for _, p := range c.props {
@@ -329,49 +312,6 @@ func (c *card) remove(p *prop) {
 
 // add appends p.
 func (c *card) add(p *prop) { c.props = append(c.props, p) }
-
-// escapeText escapes a TEXT value (RFC 6350 section 3.4).
-func escapeText(s string) string {
-	if !strings.ContainsAny(s, "\\\n,;") {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', ',', ';':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '\n':
-			b.WriteString(`\n`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// unescapeText undoes escapeText; an unknown escape stands for the
-// character after the backslash.
-func unescapeText(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-			if s[i] == 'n' || s[i] == 'N' {
-				b.WriteByte('\n')
-			} else {
-				b.WriteByte(s[i])
-			}
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
 
 // escapeURI writes a URI-valued property: URIs are not TEXT, so only what
 // a content line cannot hold (line breaks) and backslashes are escaped.
@@ -441,7 +381,7 @@ func components(raw string) [][]string {
 	for _, c := range splitRaw(raw, ';') {
 		var list []string
 		for _, v := range splitRaw(c, ',') {
-			list = append(list, unescapeText(v))
+			list = append(list, ics.UnescapeText(v))
 		}
 		out = append(out, list)
 	}
@@ -466,7 +406,7 @@ func joinComponents(comps [][]string, n int) string {
 	for i, list := range comps {
 		vs := make([]string, len(list))
 		for j, v := range list {
-			vs[j] = escapeText(v)
+			vs[j] = ics.EscapeText(v)
 		}
 		parts[i] = strings.Join(vs, ",")
 	}
@@ -477,7 +417,7 @@ func joinComponents(comps [][]string, n int) string {
 func textList(raw string) []string {
 	var out []string
 	for _, v := range splitRaw(raw, ',') {
-		if v = unescapeText(v); v != "" {
+		if v = ics.UnescapeText(v); v != "" {
 			out = append(out, v)
 		}
 	}

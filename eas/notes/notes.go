@@ -23,11 +23,13 @@ package notes
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 )
@@ -49,18 +51,18 @@ type appData struct {
 	vals          map[wbxml.Tag]string
 	categories    []string
 	hasCategories bool
-	body          bodyIn
+	body          item.BodyIn
 }
 
 func parseApp(n *wbxml.Node) (*appData, error) {
 	if n == nil || n.Tag != wbxml.AirSyncApplicationData {
-		return nil, invalid("not an ApplicationData element")
+		return nil, item.Invalidf("not an ApplicationData element")
 	}
 	in := &appData{vals: map[wbxml.Tag]string{}}
 	seen := map[wbxml.Tag]bool{}
 	for _, c := range n.Children {
 		if seen[c.Tag] {
-			return nil, invalid("duplicate %s", c.Tag)
+			return nil, item.Invalidf("duplicate %s", c.Tag)
 		}
 		seen[c.Tag] = true
 		switch c.Tag {
@@ -68,28 +70,28 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 			in.hasCategories = true
 			for _, x := range c.Children {
 				if x.Tag != wbxml.NotesCategory || len(x.Children) > 0 {
-					return nil, invalid("Categories holds %s", x.Tag)
+					return nil, item.Invalidf("Categories holds %s", x.Tag)
 				}
-				if s := clean(x.Text()); s != "" {
+				if s := item.Clean(x.Text()); s != "" {
 					in.categories = append(in.categories, s)
 				}
 			}
 		case wbxml.AirSyncBaseBody:
-			b, err := parseBodyNode(c)
+			b, err := item.ParseBody(c)
 			if err != nil {
 				return nil, err
 			}
 			in.body = b
 		case wbxml.NotesSubject, wbxml.NotesMessageClass, wbxml.NotesLastModifiedDate:
 			if len(c.Children) > 0 {
-				return nil, invalid("%s has child elements", c.Tag)
+				return nil, item.Invalidf("%s has child elements", c.Tag)
 			}
-			in.vals[c.Tag] = clean(c.Text())
+			in.vals[c.Tag] = item.Clean(c.Text())
 		}
 	}
 	if s := in.vals[wbxml.NotesLastModifiedDate]; s != "" {
-		if _, ok := parseEASTime(s); !ok {
-			return nil, invalid("LastModifiedDate %q (MS-ASNOTE 2.2.2.4)", s)
+		if _, ok := ics.ParseEASTime(s); !ok {
+			return nil, item.Invalidf("LastModifiedDate %q (MS-ASNOTE 2.2.2.4)", s)
 		}
 	}
 	return in, nil
@@ -99,19 +101,19 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 type view struct {
 	subject, class, modified string
 	categories               []string
-	body                     body
+	body                     item.Body
 }
 
 func buildView(j *ical.Component) *view {
-	v := &view{subject: text(j, ical.PropSummary), class: text(j, messageClassProp),
-		categories: categories(j), body: getBody(j)}
+	v := &view{subject: ics.Text(j, ical.PropSummary), class: ics.Text(j, messageClassProp),
+		categories: ics.Categories(j), body: ics.Body(j)}
 	if v.class == "" {
 		v.class = DefaultMessageClass
 	}
 	for _, name := range []string{ical.PropLastModified, ical.PropDateTimeStamp, ical.PropCreated} {
 		if p := j.Props.Get(name); p != nil {
-			if _, utc, _, ok := propTime(p); ok {
-				v.modified = utc.Format(compactUTC)
+			if _, utc, _, ok := ics.PropTime(p); ok {
+				v.modified = utc.Format(ics.CompactUTC)
 				break
 			}
 		}
@@ -120,13 +122,13 @@ func buildView(j *ical.Component) *view {
 }
 
 func decode(stored []byte) (*ical.Calendar, *ical.Component, error) {
-	cal, err := decodeCalendar(stored)
+	cal, err := ics.Decode(stored)
 	if err != nil {
 		return nil, nil, fmt.Errorf("notes: %w", err)
 	}
-	j := master(cal, ical.CompJournal)
+	j := ics.Master(cal, ical.CompJournal)
 	if j == nil {
-		return nil, nil, fmt.Errorf("notes: %w: no VJOURNAL", errMalformed)
+		return nil, nil, fmt.Errorf("notes: %w: no VJOURNAL", ics.ErrMalformed)
 	}
 	return cal, j, nil
 }
@@ -151,7 +153,7 @@ func (Codec) Render(stored []byte, o item.Options) (*wbxml.Node, error) {
 	if v.subject != "" {
 		ad.Append(wbxml.T(wbxml.NotesSubject, v.subject))
 	}
-	if b := renderBody(v.body, o.BodyPrefs, version14(o.Version)); b != nil {
+	if b := item.RenderBody(v.body, o.BodyPrefs, version14(o.Version)); b != nil {
 		ad.Append(b)
 	}
 	ad.Append(wbxml.T(wbxml.NotesMessageClass, v.class))
@@ -197,10 +199,10 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 		if o.NewUID == nil {
 			return nil, item.Index{}, errors.New("notes: Apply of an Add needs Options.NewUID")
 		}
-		cal = newCalendar()
+		cal = ics.NewCalendar()
 		j = ical.NewComponent(ical.CompJournal)
 		j.Props.SetText(ical.PropUID, o.NewUID())
-		stamp(j, ical.PropCreated, t)
+		ics.Stamp(j, ical.PropCreated, t)
 		cal.Children = append(cal.Children, j)
 	} else if cal, j, err = decode(stored); err != nil {
 		return nil, item.Index{}, err
@@ -217,50 +219,50 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 	}
 	changed := stored == nil
 	if s := get(wbxml.NotesSubject, old.subject, ""); s != old.subject {
-		setText(j, ical.PropSummary, s)
+		ics.SetText(j, ical.PropSummary, s)
 		changed = true
 	}
 	if s := get(wbxml.NotesMessageClass, old.class, DefaultMessageClass); s != old.class {
 		if s == DefaultMessageClass {
 			s = ""
 		}
-		setText(j, messageClassProp, s)
+		ics.SetText(j, messageClassProp, s)
 		changed = true
 	}
 	cats := in.categories
 	if !in.hasCategories && ghosted(wbxml.NotesCategories) {
 		cats = old.categories
 	}
-	if !equalStrings(cats, old.categories) {
-		setCategories(j, cats)
+	if !slices.Equal(cats, old.categories) {
+		ics.SetCategories(j, cats)
 		changed = true
 	}
-	if in.body.present {
-		if nb, ch := applyBody(old.body, in.body); ch {
-			setBody(j, nb)
+	if in.body.Present {
+		if nb, ch := item.ApplyBody(old.body, in.body); ch {
+			ics.SetBody(j, nb)
 			changed = true
 		}
-	} else if !ghosted(wbxml.AirSyncBaseBody) && !old.body.empty() {
-		setBody(j, body{})
+	} else if !ghosted(wbxml.AirSyncBaseBody) && !old.body.Empty() {
+		ics.SetBody(j, item.Body{})
 		changed = true
 	}
 	// LastModifiedDate: the client's when it sent one that differs, else
 	// the time of the change.
 	modified := t
 	if s := in.vals[wbxml.NotesLastModifiedDate]; s != "" && s != old.modified {
-		modified, _ = parseEASTime(s)
+		modified, _ = ics.ParseEASTime(s)
 		changed = true
 	}
 	if !changed {
 		return stored, index(j), nil
 	}
-	stamp(j, ical.PropDateTimeStamp, t)
-	stamp(j, ical.PropLastModified, modified)
+	ics.Stamp(j, ical.PropDateTimeStamp, t)
+	ics.Stamp(j, ical.PropLastModified, modified)
 	if j.Props.Get(ical.PropUID) == nil && o.NewUID != nil {
 		j.Props.SetText(ical.PropUID, o.NewUID()) // RFC 5545 3.6.3 requires one
 	}
-	ensureCalendarProps(cal)
-	out, err := encodeCalendar(cal)
+	ics.EnsureCalendarProps(cal)
+	out, err := ics.Encode(cal)
 	if err != nil {
 		return nil, item.Index{}, fmt.Errorf("notes: encoding: %w", err)
 	}
@@ -268,17 +270,5 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 }
 
 func index(j *ical.Component) item.Index {
-	return item.Index{UID: text(j, ical.PropUID), Summary: text(j, ical.PropSummary)}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return item.Index{UID: ics.Text(j, ical.PropUID), Summary: ics.Text(j, ical.PropSummary)}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"sort"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/easd/easd/eas/email"
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
+	"github.com/easd/easd/eas/item/itemtest"
 	"github.com/easd/easd/wbxml"
 	"github.com/google/go-cmp/cmp"
 )
@@ -76,7 +77,7 @@ func genApp(r *rand.Rand) genItem {
 		class = "IPM.StickyNote." + randText(r, 5)
 	}
 	ad.Append(wbxml.T(wbxml.NotesMessageClass, class))
-	ad.Append(wbxml.T(wbxml.NotesLastModifiedDate, time.Unix(946684800+r.Int63n(1e9), 0).UTC().Format(compactUTC)))
+	ad.Append(wbxml.T(wbxml.NotesLastModifiedDate, time.Unix(946684800+r.Int63n(1e9), 0).UTC().Format(ics.CompactUTC)))
 	if r.Intn(2) == 0 {
 		n := wbxml.E(wbxml.NotesCategories)
 		for i := 0; i < 1+r.Intn(3); i++ {
@@ -141,29 +142,8 @@ func TestRoundTripApplicationData(t *testing.T) {
 			if d := cmp.Diff(normalize(it.app), normalize(got)); d != "" {
 				t.Fatalf("%s #%d (-sent +rendered):\n%s\n%s", v, i, d, stored)
 			}
-			checkFixedPoint(t, stored, o)
+			itemtest.CheckFixedPoint(t, Codec{}, stored, o)
 		}
-	}
-}
-
-// checkFixedPoint: a stored note renders, encodes, indexes, and applying
-// its rendering changes nothing.
-func checkFixedPoint(t *testing.T, stored []byte, o item.Options) {
-	t.Helper()
-	n, err := Codec{}.Render(stored, o)
-	if err != nil {
-		t.Fatalf("Render: %v\n%s", err, stored)
-	}
-	if err := wbxml.Encode(io.Discard, n); err != nil {
-		t.Fatalf("rendered ApplicationData does not encode: %v", err)
-	}
-	if _, err := (Codec{}).Index(stored); err != nil {
-		t.Fatalf("Index: %v", err)
-	}
-	o.Ghosted = nil
-	again, _, err := Codec{}.Apply(stored, n, o)
-	if err != nil || !bytes.Equal(again, stored) {
-		t.Fatalf("re-Apply changed the item (%v):\n%s\n---\n%s\n%s", err, stored, again, n)
 	}
 }
 
@@ -185,7 +165,7 @@ func foreign(r *rand.Rand) []byte {
 		}
 		seen[name] = true
 		for strings.Contains(l, "%s") {
-			l = strings.Replace(l, "%s", escapeText(randText(r, 10)), 1)
+			l = strings.Replace(l, "%s", ics.EscapeText(randText(r, 10)), 1)
 		}
 		b.WriteString(l + "\r\n")
 	}
@@ -200,7 +180,7 @@ func TestRoundTripICalendar(t *testing.T) {
 	for i := 0; i < corpusSize; i++ {
 		stored := foreign(r)
 		o := opts(versions[i%len(versions)])
-		checkFixedPoint(t, stored, o)
+		itemtest.CheckFixedPoint(t, Codec{}, stored, o)
 		app, _ := Codec{}.Render(stored, o)
 		changed, _, err := Codec{}.Apply(stored, with(app, wbxml.NotesSubject, "S"), o)
 		if err != nil {

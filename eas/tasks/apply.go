@@ -1,10 +1,12 @@
 package tasks
 
 import (
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 )
@@ -38,28 +40,28 @@ func (a *applier) get(t wbxml.Tag) string {
 func (a *applier) run() error {
 	todo, old := a.todo, a.old
 	if s := a.get(wbxml.TasksSubject); s != old.vals[wbxml.TasksSubject] {
-		setText(todo, ical.PropSummary, s)
+		ics.SetText(todo, ical.PropSummary, s)
 		a.changed = true
 	}
 	if s := a.get(wbxml.TasksImportance); s != old.vals[wbxml.TasksImportance] {
 		prio := map[string]string{"0": "9", "2": "1"}
 		if _, ok := prio[s]; !ok && s != "1" {
-			return invalid("Importance %q (MS-ASTASK 2.2.2.14)", s)
+			return item.Invalidf("Importance %q (MS-ASTASK 2.2.2.14)", s)
 		}
-		setText(todo, ical.PropPriority, prio[s])
+		ics.SetText(todo, ical.PropPriority, prio[s])
 		a.changed = true
 	}
 	if s := a.get(wbxml.TasksSensitivity); s != old.vals[wbxml.TasksSensitivity] {
 		class, ok := map[string]string{"0": "", "1": "X-PERSONAL", "2": "PRIVATE", "3": "CONFIDENTIAL"}[s]
 		if !ok {
-			return invalid("Sensitivity %q (MS-ASTASK 2.2.2.24)", s)
+			return item.Invalidf("Sensitivity %q (MS-ASTASK 2.2.2.24)", s)
 		}
-		setText(todo, ical.PropClass, class)
+		ics.SetText(todo, ical.PropClass, class)
 		a.changed = true
 	}
 	for t, name := range xProps {
 		if s := a.get(t); s != old.vals[t] {
-			setText(todo, name, s)
+			ics.SetText(todo, name, s)
 			a.changed = true
 		}
 	}
@@ -67,17 +69,17 @@ func (a *applier) run() error {
 	if !a.in.hasCategories && a.ghosted(wbxml.TasksCategories) {
 		cats = old.categories
 	}
-	if !equalStrings(cats, old.categories) {
-		setCategories(todo, cats)
+	if !slices.Equal(cats, old.categories) {
+		ics.SetCategories(todo, cats)
 		a.changed = true
 	}
-	if a.in.body.present {
-		if nb, ch := applyBody(old.body, a.in.body); ch {
-			setBody(todo, nb)
+	if a.in.body.Present {
+		if nb, ch := item.ApplyBody(old.body, a.in.body); ch {
+			ics.SetBody(todo, nb)
 			a.changed = true
 		}
-	} else if !a.ghosted(wbxml.AirSyncBaseBody) && !old.body.empty() {
-		setBody(todo, body{})
+	} else if !a.ghosted(wbxml.AirSyncBaseBody) && !old.body.Empty() {
+		ics.SetBody(todo, item.Body{})
 		a.changed = true
 	}
 	datesChanged, err := a.dates()
@@ -91,18 +93,6 @@ func (a *applier) run() error {
 		return err
 	}
 	return a.recurrence(datesChanged)
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // dates applies the start and due pairs (see the package comment).
@@ -151,7 +141,7 @@ func pairFrom(n, old [2]string, what string) (pair, error) {
 	}
 	var off time.Duration
 	if ol, ok := parseEASWall(old[0]); ok {
-		if ou, ok := parseEASTime(old[1]); ok {
+		if ou, ok := ics.ParseEASTime(old[1]); ok {
 			off = ol.Sub(ou)
 		}
 	}
@@ -159,12 +149,12 @@ func pairFrom(n, old [2]string, what string) (pair, error) {
 	var ok bool
 	if n[0] != "" {
 		if p.local, ok = parseEASWall(n[0]); !ok {
-			return p, invalid("%s %q", what, n[0])
+			return p, item.Invalidf("%s %q", what, n[0])
 		}
 	}
 	if n[1] != "" {
-		if p.utc, ok = parseEASTime(n[1]); !ok {
-			return p, invalid("Utc%s %q", what, n[1])
+		if p.utc, ok = ics.ParseEASTime(n[1]); !ok {
+			return p, item.Invalidf("Utc%s %q", what, n[1])
 		}
 		p.utc = p.utc.Truncate(time.Second)
 	}
@@ -174,8 +164,8 @@ func pairFrom(n, old [2]string, what string) (pair, error) {
 	case n[1] == "":
 		p.utc = p.local.Add(-off)
 	}
-	if d := p.local.Sub(p.utc); d > maxZoneSkew || d < -maxZoneSkew {
-		return p, invalid("%s %s and Utc%s %s are not one time in a time zone (MS-ASTASK 2.2.2.12, 2.2.2.31)", what, n[0], what, n[1])
+	if d := p.local.Sub(p.utc); d > ics.MaxZoneSkew || d < -ics.MaxZoneSkew {
+		return p, item.Invalidf("%s %s and Utc%s %s are not one time in a time zone (MS-ASTASK 2.2.2.12, 2.2.2.31)", what, n[0], what, n[1])
 	}
 	p.ok = true
 	return p, nil
@@ -190,14 +180,14 @@ func writePair(todo *ical.Component, name string, p pair, useDate bool) {
 	prop := ical.NewProp(name)
 	if useDate {
 		prop.Params.Set(ical.ParamValue, "DATE")
-		prop.Value = p.local.Format(icalDate)
+		prop.Value = p.local.Format(ics.DateLayout)
 		if !p.utc.Equal(p.local) {
-			prop.Params.Set(utcParam, p.utc.Format(compactUTC))
+			prop.Params.Set(utcParam, p.utc.Format(ics.CompactUTC))
 		}
 	} else {
-		prop.Value = p.utc.Format(compactUTC)
+		prop.Value = p.utc.Format(ics.CompactUTC)
 		if !p.local.Equal(p.utc) {
-			prop.Params.Set(localParam, p.local.Format(icalLocal))
+			prop.Params.Set(localParam, p.local.Format(ics.LocalLayout))
 		}
 	}
 	todo.Props.Set(prop)
@@ -218,27 +208,27 @@ func (a *applier) complete() error {
 	case "1":
 		at := a.now
 		if dc != "" {
-			t, ok := parseEASTime(dc)
+			t, ok := ics.ParseEASTime(dc)
 			if !ok {
-				return invalid("DateCompleted %q", dc)
+				return item.Invalidf("DateCompleted %q", dc)
 			}
 			at = t
 		}
-		setText(todo, ical.PropStatus, "COMPLETED")
-		stamp(todo, ical.PropCompleted, at)
+		ics.SetText(todo, ical.PropStatus, "COMPLETED")
+		ics.Stamp(todo, ical.PropCompleted, at)
 		if todo.Props.Get(ical.PropPercentComplete) != nil {
-			setText(todo, ical.PropPercentComplete, "100")
+			ics.SetText(todo, ical.PropPercentComplete, "100")
 		}
 	case "0":
-		if strings.EqualFold(text(todo, ical.PropStatus), "COMPLETED") {
-			setText(todo, ical.PropStatus, "NEEDS-ACTION")
+		if strings.EqualFold(ics.Text(todo, ical.PropStatus), "COMPLETED") {
+			ics.SetText(todo, ical.PropStatus, "NEEDS-ACTION")
 		}
 		todo.Props.Del(ical.PropCompleted)
-		if strings.TrimSpace(text(todo, ical.PropPercentComplete)) == "100" {
+		if strings.TrimSpace(ics.Text(todo, ical.PropPercentComplete)) == "100" {
 			todo.Props.Del(ical.PropPercentComplete)
 		}
 	default:
-		return invalid("Complete %q (MS-ASTASK 2.2.2.7)", c)
+		return item.Invalidf("Complete %q (MS-ASTASK 2.2.2.7)", c)
 	}
 	a.changed = true
 	return nil
@@ -270,17 +260,17 @@ func (a *applier) reminder(datesChanged bool) error {
 		todo.Children = keep
 		return nil
 	case set != "1":
-		return invalid("ReminderSet %q (MS-ASTASK 2.2.2.22)", set)
+		return item.Invalidf("ReminderSet %q (MS-ASTASK 2.2.2.22)", set)
 	case at == "":
 		return nil
 	}
-	t, ok := parseEASTime(at)
+	t, ok := ics.ParseEASTime(at)
 	if !ok {
-		return invalid("ReminderTime %q", at)
+		return item.Invalidf("ReminderTime %q", at)
 	}
 	trig := ical.NewProp(ical.PropTrigger)
 	trig.Params.Set(ical.ParamValue, "DATE-TIME")
-	trig.Value = t.Format(compactUTC)
+	trig.Value = t.Format(ics.CompactUTC)
 	alarm, _ := reminder(todo, readPair(todo.Props.Get(ical.PropDateTimeStart)), readPair(todo.Props.Get(ical.PropDue)))
 	if alarm == nil {
 		alarm = ical.NewComponent(ical.CompAlarm)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/easd/easd/eas/email"
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 )
 
@@ -275,7 +276,7 @@ func genCalendar(r *rand.Rand) []byte {
 		}
 		seen[name] = true
 		for strings.Contains(l, "%s") {
-			l = strings.Replace(l, "%s", escapeText(randText(r, 10)), 1)
+			l = strings.Replace(l, "%s", ics.EscapeText(randText(r, 10)), 1)
 		}
 		l = strings.Replace(l, "%p", fmt.Sprint(r.Intn(10)), 1)
 		b.WriteString(l + "\r\n")

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 )
@@ -107,9 +109,9 @@ func parseRecurrence(n *wbxml.Node) (recurrence, error) {
 			continue
 		}
 		if _, dup := r[c.Tag]; dup || len(c.Children) > 0 {
-			return nil, invalid("Recurrence %s repeated or nested", c.Tag)
+			return nil, item.Invalidf("Recurrence %s repeated or nested", c.Tag)
 		}
-		r[c.Tag] = clean(strings.TrimSpace(c.Text()))
+		r[c.Tag] = item.Clean(strings.TrimSpace(c.Text()))
 	}
 	ranges := map[wbxml.Tag][2]int{
 		wbxml.TasksOccurrences: {1, 9999}, wbxml.TasksInterval: {1, 9999}, wbxml.TasksDayOfWeek: {1, 127},
@@ -120,21 +122,21 @@ func parseRecurrence(n *wbxml.Node) (recurrence, error) {
 	for t, lim := range ranges {
 		if s, ok := r[t]; ok {
 			if v, err := strconv.Atoi(s); err != nil || v < lim[0] || v > lim[1] {
-				return nil, invalid("Recurrence %s %q", t, s)
+				return nil, item.Invalidf("Recurrence %s %q", t, s)
 			}
 		}
 	}
 	switch r[wbxml.TasksType] {
 	case "0", "1", "2", "3", "5", "6":
 	default:
-		return nil, invalid("Recurrence Type %q (MS-ASTASK 2.2.2.29)", r[wbxml.TasksType])
+		return nil, item.Invalidf("Recurrence Type %q (MS-ASTASK 2.2.2.29)", r[wbxml.TasksType])
 	}
-	if _, ok := parseEASTime(r[wbxml.TasksStart]); !ok {
-		return nil, invalid("Recurrence Start %q (required, MS-ASTASK 2.2.2.25)", r[wbxml.TasksStart])
+	if _, ok := ics.ParseEASTime(r[wbxml.TasksStart]); !ok {
+		return nil, item.Invalidf("Recurrence Start %q (required, MS-ASTASK 2.2.2.25)", r[wbxml.TasksStart])
 	}
 	if s, ok := r[wbxml.TasksUntil]; ok {
-		if _, ok := parseEASTime(s); !ok {
-			return nil, invalid("Recurrence Until %q", s)
+		if _, ok := ics.ParseEASTime(s); !ok {
+			return nil, item.Invalidf("Recurrence Until %q", s)
 		}
 	}
 	return r, nil
@@ -181,13 +183,13 @@ func (r recurrence) toRRULE(dateAnchor bool, defStart string) *ical.Prop {
 			p.Params.Set("X-EAS-UNTIL", u) // COUNT and UNTIL exclude each other
 		}
 	} else if u, ok := r[wbxml.TasksUntil]; ok {
-		t, _ := parseEASTime(u)
+		t, _ := ics.ParseEASTime(u)
 		canon := easTime(t)
 		if dateAnchor {
-			add("UNTIL", t.Format(icalDate))
+			add("UNTIL", t.Format(ics.DateLayout))
 			canon = easTime(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC))
 		} else {
-			add("UNTIL", t.Format(compactUTC))
+			add("UNTIL", t.Format(ics.CompactUTC))
 		}
 		if u != canon {
 			p.Params.Set("X-EAS-UNTIL", u)
@@ -336,7 +338,7 @@ func fromRRULE(p *ical.Prop, defStart string) (recurrence, bool) {
 	untilDate := false
 	if s, ok := rule["UNTIL"]; ok {
 		delete(rule, "UNTIL")
-		_, u, isDate, ok := propTime(&ical.Prop{Name: "UNTIL", Params: ical.Params{}, Value: s})
+		_, u, isDate, ok := ics.PropTime(&ical.Prop{Name: "UNTIL", Params: ical.Params{}, Value: s})
 		if !ok {
 			return nil, false
 		}
@@ -347,11 +349,11 @@ func fromRRULE(p *ical.Prop, defStart string) (recurrence, bool) {
 		return nil, false // BYHOUR, BYWEEKNO, RSCALE...
 	}
 	// The client's own Until string, while it still names the UNTIL.
-	if u := clean(p.Params.Get("X-EAS-UNTIL")); u != "" {
-		if t, ok := parseEASTime(u); ok {
+	if u := item.Clean(p.Params.Get("X-EAS-UNTIL")); u != "" {
+		if t, ok := ics.ParseEASTime(u); ok {
 			cur, has := r[wbxml.TasksUntil]
-			ct, _ := parseEASTime(cur)
-			if !has || untilDate && ct.Format(icalDate) == t.Format(icalDate) || !untilDate && ct.Equal(t.Truncate(time.Second)) {
+			ct, _ := ics.ParseEASTime(cur)
+			if !has || untilDate && ct.Format(ics.DateLayout) == t.Format(ics.DateLayout) || !untilDate && ct.Equal(t.Truncate(time.Second)) {
 				r[wbxml.TasksUntil] = u
 			}
 		}
@@ -361,8 +363,8 @@ func fromRRULE(p *ical.Prop, defStart string) (recurrence, bool) {
 		r[wbxml.TasksType] = t
 	}
 	r[wbxml.TasksStart] = defStart
-	if s := clean(p.Params.Get("X-EAS-START")); s != "" {
-		if _, ok := parseEASTime(s); ok {
+	if s := item.Clean(p.Params.Get("X-EAS-START")); s != "" {
+		if _, ok := ics.ParseEASTime(s); ok {
 			r[wbxml.TasksStart] = s
 		}
 	}

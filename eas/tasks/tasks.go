@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 )
@@ -79,21 +80,21 @@ type appData struct {
 	vals          map[wbxml.Tag]string
 	categories    []string
 	hasCategories bool
-	body          bodyIn
+	body          item.BodyIn
 	rec           recurrence
 	hasRec        bool
 }
 
 func parseApp(n *wbxml.Node) (*appData, error) {
 	if n == nil || n.Tag != wbxml.AirSyncApplicationData {
-		return nil, invalid("not an ApplicationData element")
+		return nil, item.Invalidf("not an ApplicationData element")
 	}
 	in := &appData{vals: map[wbxml.Tag]string{}}
 	seen := map[wbxml.Tag]bool{}
 	legacyTruncated := false
 	for _, c := range n.Children {
 		if seen[c.Tag] {
-			return nil, invalid("duplicate %s", c.Tag)
+			return nil, item.Invalidf("duplicate %s", c.Tag)
 		}
 		seen[c.Tag] = true
 		var err error
@@ -102,16 +103,16 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 			in.hasCategories = true
 			for _, x := range c.Children {
 				if x.Tag != wbxml.TasksCategory || len(x.Children) > 0 {
-					return nil, invalid("Categories holds %s", x.Tag)
+					return nil, item.Invalidf("Categories holds %s", x.Tag)
 				}
-				if s := clean(x.Text()); s != "" {
+				if s := item.Clean(x.Text()); s != "" {
 					in.categories = append(in.categories, s)
 				}
 			}
 		case wbxml.AirSyncBaseBody:
-			in.body, err = parseBodyNode(c)
+			in.body, err = item.ParseBody(c)
 		case wbxml.TasksBody: // 2.5
-			in.body = bodyIn{present: true, typ: 1, data: clean(c.Text())}
+			in.body = item.BodyIn{Present: true, Type: 1, Data: item.Clean(c.Text())}
 		case wbxml.TasksBodyTruncated:
 			legacyTruncated = strings.TrimSpace(c.Text()) == "1"
 		case wbxml.TasksRecurrence:
@@ -121,9 +122,9 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 			for _, t := range single {
 				if c.Tag == t {
 					if len(c.Children) > 0 {
-						return nil, invalid("%s has child elements", c.Tag)
+						return nil, item.Invalidf("%s has child elements", c.Tag)
 					}
-					in.vals[t] = clean(c.Text())
+					in.vals[t] = item.Clean(c.Text())
 				}
 			}
 		}
@@ -132,7 +133,7 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 		}
 	}
 	if legacyTruncated && seen[wbxml.TasksBody] {
-		in.body.keep = true
+		in.body.Keep = true
 	}
 	return in, nil
 }
@@ -141,7 +142,7 @@ func parseApp(n *wbxml.Node) (*appData, error) {
 type view struct {
 	vals       map[wbxml.Tag]string
 	categories []string
-	body       body
+	body       item.Body
 	rec        recurrence // nil: none, or not expressible
 	due        time.Time  // UtcDueDate, for the index
 }
@@ -158,17 +159,17 @@ func readPair(p *ical.Prop) pair {
 	if p == nil {
 		return pair{}
 	}
-	wall, utc, isDate, ok := propTime(p)
+	wall, utc, isDate, ok := ics.PropTime(p)
 	if !ok {
 		return pair{}
 	}
-	within := func(d time.Duration) bool { return d <= maxZoneSkew && d >= -maxZoneSkew }
+	within := func(d time.Duration) bool { return d <= ics.MaxZoneSkew && d >= -ics.MaxZoneSkew }
 	if p.Params.Get(ical.PropTimezoneID) == "" {
 		if isDate {
-			if t, err := time.Parse(compactUTC, p.Params.Get(utcParam)); err == nil && within(t.Sub(wall)) {
+			if t, err := time.Parse(ics.CompactUTC, p.Params.Get(utcParam)); err == nil && within(t.Sub(wall)) {
 				utc = t
 			}
-		} else if t, err := time.Parse(icalLocal, p.Params.Get(localParam)); err == nil && within(t.Sub(utc)) {
+		} else if t, err := time.Parse(ics.LocalLayout, p.Params.Get(localParam)); err == nil && within(t.Sub(utc)) {
 			wall = t
 		}
 	}
@@ -182,9 +183,9 @@ func buildView(todo *ical.Component, ver string) *view {
 			v.vals[t] = s
 		}
 	}
-	set(wbxml.TasksSubject, text(todo, ical.PropSummary))
-	v.body = getBody(todo)
-	v.categories = categories(todo)
+	set(wbxml.TasksSubject, ics.Text(todo, ical.PropSummary))
+	v.body = ics.Body(todo)
+	v.categories = ics.Categories(todo)
 	imp := "1"
 	if p := todo.Props.Get(ical.PropPriority); p != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(p.Value)); err == nil && n >= 1 && n <= 9 {
@@ -213,13 +214,13 @@ func buildView(todo *ical.Component, ver string) *view {
 		set(wbxml.TasksUtcDueDate, easTime(due.utc))
 		v.due = due.utc
 	}
-	status := strings.ToUpper(strings.TrimSpace(text(todo, ical.PropStatus)))
+	status := strings.ToUpper(strings.TrimSpace(ics.Text(todo, ical.PropStatus)))
 	done := status == "COMPLETED" || status == "" && todo.Props.Get(ical.PropCompleted) != nil
 	set(wbxml.TasksComplete, map[bool]string{true: "1", false: "0"}[done])
 	if done {
 		for _, name := range []string{ical.PropCompleted, ical.PropLastModified, ical.PropDateTimeStamp} {
 			if p := todo.Props.Get(name); p != nil {
-				if _, utc, _, ok := propTime(p); ok {
+				if _, utc, _, ok := ics.PropTime(p); ok {
 					set(wbxml.TasksDateCompleted, easTime(utc))
 					break
 				}
@@ -227,7 +228,7 @@ func buildView(todo *ical.Component, ver string) *view {
 		}
 	}
 	sens := "0"
-	switch strings.ToUpper(strings.TrimSpace(text(todo, ical.PropClass))) {
+	switch strings.ToUpper(strings.TrimSpace(ics.Text(todo, ical.PropClass))) {
 	case "", "PUBLIC":
 	case "X-PERSONAL":
 		sens = "1"
@@ -243,7 +244,7 @@ func buildView(todo *ical.Component, ver string) *view {
 		set(wbxml.TasksReminderTime, easTime(at))
 	}
 	for t, name := range xProps {
-		set(t, text(todo, name))
+		set(t, ics.Text(todo, name))
 	}
 	if p := todo.Props.Get(ical.PropRecurrenceRule); p != nil {
 		if r, ok := fromRRULE(p, defaultStart(start, due)); ok {
@@ -278,7 +279,7 @@ func reminder(todo *ical.Component, start, due pair) (*ical.Component, time.Time
 			continue
 		}
 		if strings.EqualFold(p.Params.Get(ical.ParamValue), "DATE-TIME") {
-			if _, utc, _, ok := propTime(p); ok {
+			if _, utc, _, ok := ics.PropTime(p); ok {
 				return a, utc
 			}
 			continue
@@ -300,13 +301,13 @@ func reminder(todo *ical.Component, start, due pair) (*ical.Component, time.Time
 
 // decode parses a stored task.
 func decode(stored []byte) (*ical.Calendar, *ical.Component, error) {
-	cal, err := decodeCalendar(stored)
+	cal, err := ics.Decode(stored)
 	if err != nil {
 		return nil, nil, fmt.Errorf("tasks: %w", err)
 	}
-	todo := master(cal, ical.CompToDo)
+	todo := ics.Master(cal, ical.CompToDo)
 	if todo == nil {
-		return nil, nil, fmt.Errorf("tasks: %w: no VTODO", errMalformed)
+		return nil, nil, fmt.Errorf("tasks: %w: no VTODO", ics.ErrMalformed)
 	}
 	return cal, todo, nil
 }
@@ -321,7 +322,7 @@ func (Codec) Index(stored []byte) (item.Index, error) {
 }
 
 func index(todo *ical.Component, v *view) item.Index {
-	return item.Index{UID: text(todo, ical.PropUID), End: v.due, Summary: v.vals[wbxml.TasksSubject]}
+	return item.Index{UID: ics.Text(todo, ical.PropUID), End: v.due, Summary: v.vals[wbxml.TasksSubject]}
 }
 
 // Render implements item.Codec.
@@ -332,7 +333,7 @@ func (Codec) Render(stored []byte, o item.Options) (*wbxml.Node, error) {
 	}
 	v := buildView(todo, o.Version)
 	ad := wbxml.E(wbxml.AirSyncApplicationData)
-	if b := renderBody(v.body, o.BodyPrefs, versionAtLeast(o.Version, 14, 0)); b != nil {
+	if b := item.RenderBody(v.body, o.BodyPrefs, versionAtLeast(o.Version, 14, 0)); b != nil {
 		ad.Append(b)
 	}
 	if len(v.categories) > 0 {
@@ -378,10 +379,10 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 		if o.NewUID == nil {
 			return nil, item.Index{}, errors.New("tasks: Apply of an Add needs Options.NewUID")
 		}
-		cal = newCalendar()
+		cal = ics.NewCalendar()
 		todo = ical.NewComponent(ical.CompToDo)
 		todo.Props.SetText(ical.PropUID, o.NewUID())
-		stamp(todo, ical.PropCreated, now())
+		ics.Stamp(todo, ical.PropCreated, now())
 		cal.Children = append(cal.Children, todo)
 	} else if cal, todo, err = decode(stored); err != nil {
 		return nil, item.Index{}, err
@@ -393,13 +394,13 @@ func (Codec) Apply(stored []byte, app *wbxml.Node, o item.Options) ([]byte, item
 	if !a.changed && stored != nil {
 		return stored, index(todo, a.old), nil
 	}
-	stamp(todo, ical.PropDateTimeStamp, a.now)
-	stamp(todo, ical.PropLastModified, a.now)
+	ics.Stamp(todo, ical.PropDateTimeStamp, a.now)
+	ics.Stamp(todo, ical.PropLastModified, a.now)
 	if todo.Props.Get(ical.PropUID) == nil && o.NewUID != nil {
 		todo.Props.SetText(ical.PropUID, o.NewUID()) // RFC 5545 3.6.2 requires one
 	}
-	ensureCalendarProps(cal)
-	out, err := encodeCalendar(cal)
+	ics.EnsureCalendarProps(cal)
+	out, err := ics.Encode(cal)
 	if err != nil {
 		return nil, item.Index{}, fmt.Errorf("tasks: encoding: %w", err)
 	}

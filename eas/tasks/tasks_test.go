@@ -11,6 +11,7 @@ import (
 
 	"github.com/easd/easd/eas/email"
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 	"github.com/google/go-cmp/cmp"
@@ -87,7 +88,7 @@ func TestRoundTripICalendar(t *testing.T) {
 // "path|NAME|params|value" lines.
 func semantic(t *testing.T, b []byte) map[string]int {
 	t.Helper()
-	cal, err := decodeCalendar(b)
+	cal, err := ics.Decode(b)
 	if err != nil {
 		t.Fatalf("decode: %v\n%s", err, b)
 	}
@@ -264,7 +265,7 @@ func TestMalformedICalendar(t *testing.T) {
 		"BEGIN:VCALENDAR\r\nX;A=\"b\"c:d\r\nEND:VCALENDAR\r\n",
 		strings.Repeat("BEGIN:X\r\n", 100000),
 		strings.Repeat("BEGIN:X\r\n", 10) + strings.Repeat("BEG\r\n IN:X\r\n", 10),
-		strings.Repeat("x", maxStored+1),
+		strings.Repeat("x", ics.MaxStored+1),
 	} {
 		if _, err := (Codec{}).Render([]byte(s), opts("16.1")); err == nil {
 			t.Errorf("Render(%.40q): no error", s)

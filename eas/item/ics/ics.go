@@ -1,7 +1,11 @@
-package notes
-
-// This file is shared verbatim (but for the package clause) by eas/tasks
-// and eas/notes; keep the copies identical.
+// Package ics holds the go-ical helpers that eas/tasks (VTODO) and
+// eas/notes (VJOURNAL) share: decoding stored iCalendar text safely
+// (size and nesting bounds, go-ical's panics made errors), encoding with
+// line folding after repairing what go-ical's encoder rejects, TEXT
+// values, CATEGORIES, the DESCRIPTION/X-ALT-DESC body, and the EAS and
+// iCalendar date-time forms. The TEXT escaping and line folding are those
+// of vCard too (RFC 6350 3.2, 3.4), which eas/contacts uses.
+package ics
 
 import (
 	"bytes"
@@ -11,38 +15,39 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/easd/easd/eas/item"
 	"github.com/emersion/go-ical"
 )
 
-// maxStored bounds the size of a stored iCalendar object parsed here.
-const maxStored = 16 << 20
+// MaxStored bounds the size of a stored iCalendar object parsed here.
+const MaxStored = 16 << 20
 
 // maxNesting bounds the component nesting of stored text (VCALENDAR >
 // VTODO > VALARM is 3).
 const maxNesting = 16
 
-// errMalformed marks stored text that is not an iCalendar object.
-var errMalformed = errors.New("malformed iCalendar")
+// ErrMalformed marks stored text that is not an iCalendar object.
+var ErrMalformed = errors.New("malformed iCalendar")
 
-// decodeCalendar parses stored iCalendar text with go-ical. Its decoder
+// Decode parses stored iCalendar text with go-ical. Its decoder
 // recurses once per nested BEGIN and panics on some malformed parameter
 // syntax (a quoted value ending the line), so nesting is checked first and
 // a panic becomes an error.
-func decodeCalendar(b []byte) (cal *ical.Calendar, err error) {
-	if len(b) > maxStored {
-		return nil, fmt.Errorf("%w: %d bytes", errMalformed, len(b))
+func Decode(b []byte) (cal *ical.Calendar, err error) {
+	if len(b) > MaxStored {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
 	if err := checkNesting(b); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			cal, err = nil, fmt.Errorf("%w: %v", errMalformed, r)
+			cal, err = nil, fmt.Errorf("%w: %v", ErrMalformed, r)
 		}
 	}()
 	cal, err = ical.NewDecoder(bytes.NewReader(b)).Decode()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return cal, nil
 }
@@ -56,7 +61,7 @@ func checkNesting(b []byte) error {
 		switch {
 		case len(head) >= 6 && bytes.EqualFold(head[:6], []byte("BEGIN:")):
 			if depth++; depth > maxNesting {
-				return fmt.Errorf("%w: components nested deeper than %d", errMalformed, maxNesting)
+				return fmt.Errorf("%w: components nested deeper than %d", ErrMalformed, maxNesting)
 			}
 		case len(head) >= 4 && bytes.EqualFold(head[:4], []byte("END:")):
 			depth--
@@ -85,9 +90,9 @@ func checkNesting(b []byte) error {
 	return flush()
 }
 
-// encodeCalendar writes cal with go-ical and folds its lines at 75
+// Encode writes cal with go-ical and folds its lines at 75
 // octets (RFC 5545 section 3.1), which go-ical does not do.
-func encodeCalendar(cal *ical.Calendar) ([]byte, error) {
+func Encode(cal *ical.Calendar) ([]byte, error) {
 	repair(cal.Component)
 	var buf bytes.Buffer
 	if err := ical.NewEncoder(&buf).Encode(cal); err != nil {
@@ -100,21 +105,27 @@ func encodeCalendar(cal *ical.Calendar) ([]byte, error) {
 		if l == "" {
 			continue
 		}
-		limit := 75
-		for len(l) > limit {
-			cut := limit
-			for cut > 1 && !utf8.RuneStart(l[cut]) {
-				cut--
-			}
-			out.WriteString(l[:cut])
-			out.WriteString("\r\n ")
-			l = l[cut:]
-			limit = 74
-		}
-		out.WriteString(l)
-		out.WriteString("\r\n")
+		WriteFolded(&out, l)
 	}
 	return out.Bytes(), nil
+}
+
+// WriteFolded writes one content line l folded at 75 octets without
+// splitting a UTF-8 sequence (RFC 5545 3.1, RFC 6350 3.2), then CRLF.
+func WriteFolded(b *bytes.Buffer, l string) {
+	limit := 75
+	for len(l) > limit {
+		cut := limit
+		for cut > 1 && !utf8.RuneStart(l[cut]) {
+			cut--
+		}
+		b.WriteString(l[:cut])
+		b.WriteString("\r\n ")
+		l = l[cut:]
+		limit = 74
+	}
+	b.WriteString(l)
+	b.WriteString("\r\n")
 }
 
 // atMostOnce lists, per component, the properties RFC 5545 (3.6.1, 3.6.2,
@@ -157,8 +168,9 @@ func repair(c *ical.Component) {
 	}
 }
 
-// escapeText escapes a TEXT value (RFC 5545 section 3.3.11).
-func escapeText(s string) string {
+// EscapeText escapes a TEXT value (RFC 5545 section 3.3.11, RFC 6350
+// section 3.4).
+func EscapeText(s string) string {
 	if !strings.ContainsAny(s, "\\\n,;") {
 		return s
 	}
@@ -178,9 +190,9 @@ func escapeText(s string) string {
 	return b.String()
 }
 
-// unescapeText undoes escapeText; an unknown escape stands for the
+// UnescapeText undoes EscapeText; an unknown escape stands for the
 // character after the backslash.
-func unescapeText(s string) string {
+func UnescapeText(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
@@ -206,7 +218,7 @@ func textList(raw string) []string {
 	var out []string
 	start := 0
 	add := func(v string) {
-		if v = clean(unescapeText(v)); v != "" {
+		if v = item.Clean(UnescapeText(v)); v != "" {
 			out = append(out, v)
 		}
 	}
@@ -223,8 +235,8 @@ func textList(raw string) []string {
 	return out
 }
 
-// categories returns the values of every CATEGORIES property.
-func categories(c *ical.Component) []string {
+// Categories returns the values of every CATEGORIES property.
+func Categories(c *ical.Component) []string {
 	var out []string
 	for _, p := range c.Props[ical.PropCategories] {
 		out = append(out, textList(p.Value)...)
@@ -232,41 +244,41 @@ func categories(c *ical.Component) []string {
 	return out
 }
 
-// setCategories replaces the CATEGORIES properties.
-func setCategories(c *ical.Component, cats []string) {
+// SetCategories replaces the CATEGORIES properties.
+func SetCategories(c *ical.Component, cats []string) {
 	c.Props.Del(ical.PropCategories)
 	if len(cats) == 0 {
 		return
 	}
 	vs := make([]string, len(cats))
 	for i, s := range cats {
-		vs[i] = escapeText(s)
+		vs[i] = EscapeText(s)
 	}
 	p := ical.NewProp(ical.PropCategories)
 	p.Value = strings.Join(vs, ",")
 	c.Props.Set(p)
 }
 
-// text returns the unescaped TEXT value of property name ("" if none).
-func text(c *ical.Component, name string) string {
+// Text returns the unescaped TEXT value of property name ("" if none).
+func Text(c *ical.Component, name string) string {
 	if p := c.Props.Get(name); p != nil {
-		return clean(unescapeText(p.Value))
+		return item.Clean(UnescapeText(p.Value))
 	}
 	return ""
 }
 
-// setText sets TEXT property name, or deletes it when s is "".
-func setText(c *ical.Component, name, s string) {
+// SetText sets TEXT property name, or deletes it when s is "".
+func SetText(c *ical.Component, name, s string) {
 	if s == "" {
 		c.Props.Del(name)
 		return
 	}
 	if p := c.Props.Get(name); p != nil {
-		p.Value = escapeText(s)
+		p.Value = EscapeText(s)
 		return
 	}
 	p := ical.NewProp(name)
-	p.Value = escapeText(s)
+	p.Value = EscapeText(s)
 	c.Props.Set(p)
 }
 
@@ -281,21 +293,21 @@ func altDescHTML(c *ical.Component) *ical.Prop {
 	return nil
 }
 
-// getBody reads DESCRIPTION and, while DESCRIPTION is still its text, the
+// Body reads DESCRIPTION and, while DESCRIPTION is still its text, the
 // HTML it came from.
-func getBody(c *ical.Component) body {
-	b := body{text: text(c, ical.PropDescription)}
+func Body(c *ical.Component) item.Body {
+	b := item.Body{Text: Text(c, ical.PropDescription)}
 	if p := altDescHTML(c); p != nil {
-		if h := clean(unescapeText(p.Value)); htmlToText(h) == b.text {
-			b.html = h
+		if h := item.Clean(UnescapeText(p.Value)); item.HTMLToText(h) == b.Text {
+			b.HTML = h
 		}
 	}
 	return b
 }
 
-// setBody stores b as DESCRIPTION and X-ALT-DESC.
-func setBody(c *ical.Component, b body) {
-	setText(c, ical.PropDescription, b.text)
+// SetBody stores b as DESCRIPTION and X-ALT-DESC.
+func SetBody(c *ical.Component, b item.Body) {
+	SetText(c, ical.PropDescription, b.Text)
 	var keep []ical.Prop
 	for _, p := range c.Props["X-ALT-DESC"] {
 		if !strings.EqualFold(p.Params.Get("FMTTYPE"), "text/html") {
@@ -303,10 +315,10 @@ func setBody(c *ical.Component, b body) {
 		}
 	}
 	c.Props["X-ALT-DESC"] = keep
-	if b.html != "" {
+	if b.HTML != "" {
 		p := ical.NewProp("X-ALT-DESC")
 		p.Params.Set("FMTTYPE", "text/html")
-		p.Value = escapeText(b.html)
+		p.Value = EscapeText(b.HTML)
 		c.Props.Add(p)
 	}
 	if len(c.Props["X-ALT-DESC"]) == 0 {
@@ -316,11 +328,17 @@ func setBody(c *ical.Component, b body) {
 
 // Date-time forms.
 const (
-	easLayout   = "2006-01-02T15:04:05.000Z" // MS-ASDTYPE 2.3 dateTime
-	compactUTC  = "20060102T150405Z"         // MS-ASDTYPE 2.7.2, RFC 5545 UTC
-	icalLocal   = "20060102T150405"          // RFC 5545 floating / TZID
-	icalDate    = "20060102"                 // RFC 5545 DATE
-	maxZoneSkew = 18 * time.Hour             // largest plausible |local - UTC|
+	// EASLayout is the MS-ASDTYPE 2.3 dateTime this server sends.
+	EASLayout = "2006-01-02T15:04:05.000Z"
+	// CompactUTC is the MS-ASDTYPE 2.7.2 compact dateTime, which is
+	// also RFC 5545's UTC DATE-TIME.
+	CompactUTC = "20060102T150405Z"
+	// LocalLayout is an RFC 5545 floating or TZID DATE-TIME.
+	LocalLayout = "20060102T150405"
+	// DateLayout is an RFC 5545 DATE.
+	DateLayout = "20060102"
+	// MaxZoneSkew is the largest plausible |local - UTC|.
+	MaxZoneSkew = 18 * time.Hour
 )
 
 // easLayouts are the dateTime forms accepted from clients.
@@ -329,14 +347,16 @@ var easLayouts = []string{
 	"20060102T150405Z07:00", "20060102T150405Z0700", "2006-01-02", "20060102",
 }
 
-// parseEASTime parses an EAS dateTime (extended or compact) as an
+// ParseEASTime parses an EAS dateTime (extended or compact) as an
 // instant; an offset other than Z is applied.
-func parseEASTime(s string) (time.Time, bool) {
-	t, ok := parseEASTimeKeepZone(s)
+func ParseEASTime(s string) (time.Time, bool) {
+	t, ok := ParseEASTimeKeepZone(s)
 	return t.UTC(), ok
 }
 
-func parseEASTimeKeepZone(s string) (time.Time, bool) {
+// ParseEASTimeKeepZone is ParseEASTime keeping the offset the value was
+// written with.
+func ParseEASTimeKeepZone(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	for _, l := range easLayouts {
 		if t, err := time.Parse(l, s); err == nil {
@@ -346,20 +366,20 @@ func parseEASTimeKeepZone(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// propTime reads a DATE or DATE-TIME property: its wall clock as written
+// PropTime reads a DATE or DATE-TIME property: its wall clock as written
 // and the instant. A DATE is midnight; a floating time is taken as UTC; a
 // TZID that is not an IANA zone name is taken as UTC.
-func propTime(p *ical.Prop) (wall, utc time.Time, isDate, ok bool) {
+func PropTime(p *ical.Prop) (wall, utc time.Time, isDate, ok bool) {
 	v := strings.TrimSpace(p.Value)
-	if strings.EqualFold(p.Params.Get(ical.ParamValue), "DATE") || len(v) == len(icalDate) {
-		t, err := time.Parse(icalDate, v)
+	if strings.EqualFold(p.Params.Get(ical.ParamValue), "DATE") || len(v) == len(DateLayout) {
+		t, err := time.Parse(DateLayout, v)
 		return t, t, true, err == nil
 	}
 	if strings.HasSuffix(v, "Z") || strings.HasSuffix(v, "z") {
-		t, err := time.Parse(compactUTC, strings.ToUpper(v))
+		t, err := time.Parse(CompactUTC, strings.ToUpper(v))
 		return t, t, false, err == nil
 	}
-	t, err := time.Parse(icalLocal, v)
+	t, err := time.Parse(LocalLayout, v)
 	if err != nil {
 		return time.Time{}, time.Time{}, false, false
 	}
@@ -372,24 +392,24 @@ func propTime(p *ical.Prop) (wall, utc time.Time, isDate, ok bool) {
 	return t, utc, false, true
 }
 
-// newCalendar returns an empty VCALENDAR 2.0 (RFC 5545 3.7.3, 3.7.4).
-func newCalendar() *ical.Calendar {
+// NewCalendar returns an empty VCALENDAR 2.0 (RFC 5545 3.7.3, 3.7.4).
+func NewCalendar() *ical.Calendar {
 	cal := ical.NewCalendar()
 	cal.Props.SetText(ical.PropVersion, "2.0")
 	cal.Props.SetText(ical.PropProductID, "-//easd//EAS//EN")
 	return cal
 }
 
-// stamp sets a UTC DATE-TIME property.
-func stamp(c *ical.Component, name string, t time.Time) {
+// Stamp sets a UTC DATE-TIME property.
+func Stamp(c *ical.Component, name string, t time.Time) {
 	p := ical.NewProp(name)
-	p.Value = t.UTC().Format(compactUTC)
+	p.Value = t.UTC().Format(CompactUTC)
 	c.Props.Set(p)
 }
 
-// ensureCalendarProps adds what go-ical's encoder requires of a stored
+// EnsureCalendarProps adds what go-ical's encoder requires of a stored
 // calendar another client wrote without it.
-func ensureCalendarProps(cal *ical.Calendar) {
+func EnsureCalendarProps(cal *ical.Calendar) {
 	if cal.Props.Get(ical.PropVersion) == nil {
 		cal.Props.SetText(ical.PropVersion, "2.0")
 	}
@@ -398,9 +418,9 @@ func ensureCalendarProps(cal *ical.Calendar) {
 	}
 }
 
-// master returns the first component named name that is not an override
+// Master returns the first component named name that is not an override
 // (no RECURRENCE-ID).
-func master(cal *ical.Calendar, name string) *ical.Component {
+func Master(cal *ical.Calendar, name string) *ical.Component {
 	for _, c := range cal.Children {
 		if c.Name == name && c.Props.Get(ical.PropRecurrenceID) == nil {
 			return c

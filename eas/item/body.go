@@ -1,7 +1,4 @@
-package notes
-
-// This file is shared verbatim (but for the package clause) by
-// eas/contacts, eas/tasks and eas/notes; keep the copies identical.
+package item
 
 import (
 	"fmt"
@@ -12,38 +9,46 @@ import (
 	"unicode/utf8"
 
 	"github.com/easd/easd/eas/email"
-	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/wbxml"
 	xhtml "golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
 
-// body is an item's notes: the plain text, and the HTML when a client
-// sent HTML (kept so that the client gets its formatting back).
-type body struct {
-	text, html string
+// Body is an item's notes as eas/contacts, eas/tasks and eas/notes store
+// them: the plain text, and the HTML when a client sent HTML (kept so that
+// the client gets its formatting back).
+type Body struct {
+	// Text is the plain text, with LF line ends.
+	Text string
+	// HTML is the HTML the text came from, "" for a plain-text body.
+	HTML string
 }
 
-func (b body) empty() bool { return b.text == "" && b.html == "" }
+// Empty reports whether b holds neither text nor HTML.
+func (b Body) Empty() bool { return b.Text == "" && b.HTML == "" }
 
-// bodyIn is a client's airsyncbase:Body (MS-ASAIRS 2.2.2.9).
-type bodyIn struct {
-	present bool
-	// keep: the element carries no usable content (no Data, Truncated 1,
+// BodyIn is a client's airsyncbase:Body (MS-ASAIRS 2.2.2.9), as ParseBody
+// reads it.
+type BodyIn struct {
+	// Present: the ApplicationData carried a body element.
+	Present bool
+	// Keep: the element carries no usable content (no Data, Truncated 1,
 	// or RTF/MIME, which this server does not parse): the stored body
 	// stays.
-	keep bool
-	typ  int
-	data string
+	Keep bool
+	// Type is airsyncbase:Type: 1 plain text, 2 HTML, 3 RTF, 4 MIME.
+	Type int
+	// Data is the cleaned airsyncbase:Data (see Clean).
+	Data string
 }
 
 // maxPreview is the longest airsyncbase:Preview (MS-ASAIRS 2.2.2.35).
 const maxPreview = 255
 
-// clean makes s safe to store and to send as WBXML text: invalid UTF-8
+// Clean makes s safe to store and to send as WBXML text: invalid UTF-8
 // is replaced, NUL dropped, CRLF and lone CR become LF. Text is stored
 // with LF line ends; a client's CRLF comes back as LF.
-func clean(s string) string {
+func Clean(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -53,73 +58,73 @@ func clean(s string) string {
 	return s
 }
 
-// invalid wraps item.ErrInvalid with a description.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{item.ErrInvalid}, args...)...)
+// Invalidf returns an error wrapping ErrInvalid, described by format and
+// args as fmt.Errorf formats them.
+func Invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
-// parseBodyNode reads an airsyncbase:Body element.
-func parseBodyNode(n *wbxml.Node) (bodyIn, error) {
-	in := bodyIn{present: true, typ: 1}
+// ParseBody reads an airsyncbase:Body element. An airsyncbase:Type other
+// than 1 to 4 is an error wrapping ErrInvalid.
+func ParseBody(n *wbxml.Node) (BodyIn, error) {
+	in := BodyIn{Present: true, Type: 1}
 	var data *wbxml.Node
 	for _, c := range n.Children {
 		switch c.Tag {
 		case wbxml.AirSyncBaseType:
 			t, err := strconv.Atoi(strings.TrimSpace(c.Text()))
 			if err != nil || t < 1 || t > 4 {
-				return in, invalid("airsyncbase:Type %q", c.Text())
+				return in, Invalidf("airsyncbase:Type %q", c.Text())
 			}
-			in.typ = t
+			in.Type = t
 		case wbxml.AirSyncBaseTruncated:
-			in.keep = in.keep || strings.TrimSpace(c.Text()) == "1"
+			in.Keep = in.Keep || strings.TrimSpace(c.Text()) == "1"
 		case wbxml.AirSyncBaseData:
 			data = c
 		}
 	}
-	if data == nil || in.typ > 2 {
-		in.keep = true
+	if data == nil || in.Type > 2 {
+		in.Keep = true
 	}
-	in.data = clean(data.Text())
+	in.Data = Clean(data.Text())
 	return in, nil
 }
 
-// applyBody returns the body that in makes of old, and whether it differs.
-// Comparing with what Render sent keeps an unchanged round trip exact.
-func applyBody(old body, in bodyIn) (body, bool) {
-	if in.keep {
+// ApplyBody returns the body that in makes of old, and whether it differs.
+// Comparing with what RenderBody sent keeps an unchanged round trip exact.
+func ApplyBody(old Body, in BodyIn) (Body, bool) {
+	if in.Keep {
 		return old, false
 	}
-	switch in.typ {
+	switch in.Type {
 	case 2:
-		if in.data == "" {
-			return body{}, !old.empty()
+		if in.Data == "" {
+			return Body{}, !old.Empty()
 		}
-		if (old.html != "" && in.data == old.html) || (old.html == "" && in.data == textToHTML(old.text)) {
+		if (old.HTML != "" && in.Data == old.HTML) || (old.HTML == "" && in.Data == TextToHTML(old.Text)) {
 			return old, false
 		}
-		return body{text: htmlToText(in.data), html: in.data}, true
+		return Body{Text: HTMLToText(in.Data), HTML: in.Data}, true
 	default:
-		if in.data == old.text {
+		if in.Data == old.Text {
 			return old, false
 		}
-		return body{text: in.data}, true
+		return Body{Text: in.Data}, true
 	}
 }
 
-// renderBody builds airsyncbase:Body for the client's preferences
+// RenderBody builds airsyncbase:Body for the client's preferences
 // (MS-ASAIRS 2.2.2.9): the preference whose Type is the native type (2
 // when HTML is stored, else 1) or the first one; RTF (3) and MIME (4) are
 // answered as plain text, as this server produces neither for PIM items.
-// AllOrNone (2.2.2.3.2) moves to the next preference that fits, or sends
-// no Data with Truncated 1. TruncationSize (2.2.2.40.2) cuts on a UTF-8
-// boundary; EstimatedDataSize is the full size. Preview (2.2.2.35.4) is
-// 14.0+ and never beside plain-text Data. nil for an empty body.
-func renderBody(b body, prefs []email.BodyPreference, v14 bool) *wbxml.Node {
-	if b.empty() {
+// v14 is a protocol version of 14.0 or later (Preview). The choice and the
+// element are BodyElement's. nil for an empty body.
+func RenderBody(b Body, prefs []email.BodyPreference, v14 bool) *wbxml.Node {
+	if b.Empty() {
 		return nil
 	}
 	native := 1
-	if b.html != "" {
+	if b.HTML != "" {
 		native = 2
 	}
 	var ps []email.BodyPreference
@@ -143,27 +148,44 @@ func renderBody(b body, prefs []email.BodyPreference, v14 bool) *wbxml.Node {
 	}
 	content := func(t int) string {
 		if t == 2 {
-			if b.html != "" {
-				return b.html
+			if b.HTML != "" {
+				return b.HTML
 			}
-			return textToHTML(b.text)
+			return TextToHTML(b.Text)
 		}
-		return b.text
+		return b.Text
 	}
+	var pv func(int) string
+	if v14 {
+		pv = func(n int) string { return preview(b.Text, n) }
+	}
+	return BodyElement(ps, native, content, pv)
+}
+
+// BodyElement builds airsyncbase:Body (MS-ASAIRS 2.2.2.9) from prefs, the
+// client's body preferences already reduced to Types 1 and 2 (at least
+// one). It takes the preference whose Type is native (the stored type),
+// else the first; AllOrNone (2.2.2.3.2) moves to the next preference that
+// fits, or sends no Data with Truncated 1. TruncationSize (2.2.2.40.2) cuts
+// on a UTF-8 boundary; EstimatedDataSize is the full size. content returns
+// the body in a Type. previewOf returns the Preview (2.2.2.35.4) of at most
+// n characters; nil before 14.0. Preview never stands beside plain-text
+// Data, and an empty one is left out.
+func BodyElement(prefs []email.BodyPreference, native int, content func(typ int) string, previewOf func(n int) string) *wbxml.Node {
 	fits := func(p email.BodyPreference) bool {
 		return p.TruncationSize <= 0 || int64(len(content(p.Type))) <= p.TruncationSize
 	}
 	primary := 0
-	for i, p := range ps {
+	for i, p := range prefs {
 		if p.Type == native {
 			primary = i
 			break
 		}
 	}
-	chosen, withData := ps[primary], true
+	chosen, withData := prefs[primary], true
 	if chosen.AllOrNone && !fits(chosen) {
 		withData = false
-		for i, p := range ps {
+		for i, p := range prefs {
 			if i != primary && (!p.AllOrNone || fits(p)) {
 				chosen, withData = p, true
 				break
@@ -181,8 +203,8 @@ func renderBody(b body, prefs []email.BodyPreference, v14 bool) *wbxml.Node {
 	if withData {
 		n.Append(wbxml.T(wbxml.AirSyncBaseData, s))
 	}
-	if v14 && chosen.Preview > 0 && !(chosen.Type == 1 && withData) {
-		if pv := preview(b.text, min(chosen.Preview, maxPreview)); pv != "" {
+	if previewOf != nil && chosen.Preview > 0 && !(chosen.Type == 1 && withData) {
+		if pv := previewOf(min(chosen.Preview, maxPreview)); pv != "" {
 			n.Append(wbxml.T(wbxml.AirSyncBasePreview, pv))
 		}
 	}
@@ -227,19 +249,19 @@ func preview(text string, n int) string {
 	return b.String()
 }
 
-// textToHTML is the HTML form of a plain-text body: escaped, line breaks
-// as <br>.
-func textToHTML(s string) string {
+// TextToHTML is the HTML form of a plain-text body: escaped, line breaks
+// as <br>; "" for "".
+func TextToHTML(s string) string {
 	if s == "" {
 		return ""
 	}
 	return "<html><body>" + strings.ReplaceAll(html.EscapeString(s), "\n", "<br>\n") + "</body></html>"
 }
 
-// htmlToText returns the text of an HTML body: markup dropped (script,
+// HTMLToText returns the text of an HTML body: markup dropped (script,
 // style, head content too), entities decoded, whitespace collapsed except
 // inside <pre>, a line break for <br> and around block elements.
-func htmlToText(s string) string {
+func HTMLToText(s string) string {
 	z := xhtml.NewTokenizer(strings.NewReader(s))
 	var b strings.Builder
 	skip, pre, nl := 0, 0, 0
@@ -254,7 +276,7 @@ func htmlToText(s string) string {
 		tt := z.Next()
 		switch tt {
 		case xhtml.ErrorToken:
-			return clean(b.String())
+			return Clean(b.String())
 		case xhtml.TextToken:
 			if skip > 0 {
 				continue
