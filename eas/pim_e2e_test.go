@@ -115,6 +115,23 @@ func TestPIMCreatedOnOneDeviceAppearsOnAnother(t *testing.T) {
 	}
 	a, fa := phone("PIMA")
 	b, fb := phone("PIMB")
+	// B waits on its contacts with Ping; A's new contact wakes it.
+	if _, err := b.SyncAll(ctx, fb[9], client.SyncOptions{}, func(*client.SyncCollectionResponse) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	woke := make(chan *client.PingResponse, 1)
+	go func() {
+		r, err := b.Ping(ctx, client.PingRequest{HeartbeatInterval: 300, Folders: []client.PingFolder{{ID: fb[9], Class: "Contacts"}}})
+		if err != nil {
+			t.Error(err)
+		}
+		woke <- r
+	}()
+	for deadline := time.Now().Add(10 * time.Second); h.Parked() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("B's Ping is not parked")
+		}
+	}
 	for name, it := range pimItems() {
 		coll := fa[it.folderType]
 		if coll == "" || fb[it.folderType] != coll {
@@ -142,6 +159,16 @@ func TestPIMCreatedOnOneDeviceAppearsOnAnother(t *testing.T) {
 		if got == nil {
 			t.Errorf("%s: B received nothing", name)
 			continue
+		}
+		if name == "contact" {
+			select {
+			case r := <-woke:
+				if r == nil || r.Status != client.PingChanges || len(r.Folders) != 1 || r.Folders[0] != fb[9] {
+					t.Errorf("B's Ping after A's contact: %+v, want status 2 for Contacts", r)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("A's new contact did not wake B's Ping")
+			}
 		}
 		// Every field A sent comes to B with the same value.
 		for _, want := range it.app.Children {
