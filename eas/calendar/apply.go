@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 )
@@ -60,7 +61,7 @@ func (c *ctx) renderLocation(ev *ical.Component, f fields) {
 		case p.tag == wbxml.AirSyncBaseDisplayName:
 			v = name
 		case p.tag == wbxml.AirSyncBaseLocationUri && x != nil:
-			v = textValue(x.Value)
+			v = ics.UnescapeText(x.Value)
 		case x != nil && x.Params.Get(p.param) != "":
 			v = x.Params.Get(p.param)
 		case p.tag == wbxml.AirSyncBaseLatitude:

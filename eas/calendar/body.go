@@ -9,6 +9,7 @@ import (
 
 	"github.com/easd/easd/eas/email"
 	"github.com/easd/easd/eas/item"
+	"github.com/easd/easd/eas/item/ics"
 	"github.com/easd/easd/wbxml"
 	"github.com/emersion/go-ical"
 	xhtml "golang.org/x/net/html"
@@ -24,7 +25,7 @@ func bodyOf(ev *ical.Component) (text, htm string) {
 	text, _ = getText(ev, ical.PropDescription)
 	for _, p := range ev.Props.Values(propAltDesc) {
 		if strings.EqualFold(p.Params.Get(ical.ParamFormatType), "text/html") {
-			htm = textValue(p.Value)
+			htm = ics.UnescapeText(p.Value)
 			break
 		}
 	}

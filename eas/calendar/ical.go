@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/easd/easd/eas/item/ics"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/emersion/go-ical"
 )
@@ -37,7 +37,7 @@ func decodeCalendar(b []byte) (cal *ical.Calendar, err error) {
 			for i := range props {
 				for k, vs := range props[i].Params {
 					for j, v := range vs {
-						vs[j] = unescapeParam(v)
+						vs[j] = ics.UnescapeParam(v)
 					}
 					props[i].Params[k] = vs
 				}
@@ -54,34 +54,6 @@ func walk(c *ical.Component, fn func(*ical.Component)) {
 	for _, ch := range c.Children {
 		walk(ch, fn)
 	}
-}
-
-// unescapeParam undoes RFC 6868 parameter value encoding.
-func unescapeParam(v string) string {
-	if !strings.Contains(v, "^") {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '^' && i+1 < len(v) {
-			switch v[i+1] {
-			case 'n':
-				b.WriteByte('\n')
-				i++
-				continue
-			case '\'':
-				b.WriteByte('"')
-				i++
-				continue
-			case '^':
-				b.WriteByte('^')
-				i++
-				continue
-			}
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
 }
 
 // escapeParam applies RFC 6868 and quotes the value when it holds ';',
@@ -141,7 +113,7 @@ func encodeCalendar(cal *ical.Calendar) []byte {
 }
 
 func encodeComponent(b *bytes.Buffer, c *ical.Component) {
-	writeLine(b, "BEGIN:"+c.Name)
+	ics.WriteFolded(b, "BEGIN:"+c.Name)
 	names := make([]string, 0, len(c.Props))
 	for n := range c.Props {
 		names = append(names, n)
@@ -156,13 +128,13 @@ func encodeComponent(b *bytes.Buffer, c *ical.Component) {
 	})
 	for _, n := range names {
 		for _, p := range c.Props[n] {
-			writeLine(b, propLine(&p))
+			ics.WriteFolded(b, propLine(&p))
 		}
 	}
 	for _, ch := range c.Children {
 		encodeComponent(b, ch)
 	}
-	writeLine(b, "END:"+c.Name)
+	ics.WriteFolded(b, "END:"+c.Name)
 }
 
 // propLine renders one property as an unfolded content line.
@@ -188,58 +160,6 @@ func propLine(p *ical.Prop) string {
 		if c := p.Value[i]; c != '\r' && c != '\n' {
 			b.WriteByte(c)
 		}
-	}
-	return b.String()
-}
-
-// writeLine writes a content line folded at 75 octets (RFC 5545 3.1).
-func writeLine(b *bytes.Buffer, line string) {
-	const limit = 75
-	first := true
-	for len(line) > 0 {
-		n := limit
-		if !first {
-			n = limit - 1
-			b.WriteByte(' ')
-		}
-		if len(line) <= n {
-			b.WriteString(line)
-			break
-		}
-		cut := n
-		for cut > 0 && !utf8.RuneStart(line[cut]) {
-			cut--
-		}
-		if cut == 0 {
-			cut = n
-		}
-		b.WriteString(line[:cut])
-		b.WriteString("\r\n")
-		line = line[cut:]
-		first = false
-	}
-	b.WriteString("\r\n")
-}
-
-// textValue unescapes a TEXT value (RFC 5545 3.3.11) leniently: an unknown
-// escape keeps its character.
-func textValue(v string) string {
-	if !strings.Contains(v, `\`) {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' && i+1 < len(v) {
-			i++
-			switch v[i] {
-			case 'n', 'N':
-				b.WriteByte('\n')
-			default:
-				b.WriteByte(v[i])
-			}
-			continue
-		}
-		b.WriteByte(v[i])
 	}
 	return b.String()
 }
@@ -279,13 +199,13 @@ func textList(v string) []string {
 			cur.WriteByte(v[i+1])
 			i++
 		case v[i] == ',':
-			out = append(out, textValue(cur.String()))
+			out = append(out, ics.UnescapeText(cur.String()))
 			cur.Reset()
 		default:
 			cur.WriteByte(v[i])
 		}
 	}
-	return append(out, textValue(cur.String()))
+	return append(out, ics.UnescapeText(cur.String()))
 }
 
 // getText returns the unescaped value of c's first property name.
@@ -294,7 +214,7 @@ func getText(c *ical.Component, name string) (string, bool) {
 	if p == nil {
 		return "", false
 	}
-	return textValue(p.Value), true
+	return ics.UnescapeText(p.Value), true
 }
 
 // setText replaces c's properties name by one TEXT property s; "" removes

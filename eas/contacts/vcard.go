@@ -176,7 +176,7 @@ func parseLine(l string) *prop {
 				}
 				v = l[s:i]
 			}
-			p.params.Add(pn, decodeParam(v))
+			p.params.Add(pn, ics.UnescapeParam(v))
 			if i < len(l) && l[i] == ',' {
 				i++
 				continue
@@ -189,34 +189,6 @@ func parseLine(l string) *prop {
 	}
 	p.value = l[i+1:]
 	return p
-}
-
-// decodeParam undoes RFC 6868 caret encoding.
-func decodeParam(v string) string {
-	if !strings.Contains(v, "^") {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '^' && i+1 < len(v) {
-			switch v[i+1] {
-			case 'n', 'N':
-				b.WriteByte('\n')
-				i++
-				continue
-			case '^':
-				b.WriteByte('^')
-				i++
-				continue
-			case '\'':
-				b.WriteByte('"')
-				i++
-				continue
-			}
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
 }
 
 // encodeParam applies RFC 6868 and quotes the value when needed.

@@ -212,6 +212,35 @@ func UnescapeText(s string) string {
 	return b.String()
 }
 
+// UnescapeParam undoes RFC 6868's caret encoding of a parameter value
+// (^n or ^N newline, ^' double quote, ^^ caret); any other caret stays.
+func UnescapeParam(v string) string {
+	if !strings.Contains(v, "^") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '^' && i+1 < len(v) {
+			switch v[i+1] {
+			case 'n', 'N':
+				b.WriteByte('\n')
+				i++
+				continue
+			case '\'':
+				b.WriteByte('"')
+				i++
+				continue
+			case '^':
+				b.WriteByte('^')
+				i++
+				continue
+			}
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
 // textList parses a TEXT list (CATEGORIES): values split at unescaped
 // commas.
 func textList(raw string) []string {

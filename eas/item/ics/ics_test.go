@@ -81,3 +81,18 @@ func TestPropTime(t *testing.T) {
 		t.Error("DATE")
 	}
 }
+
+func TestUnescapeParam(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":         "plain",
+		"a^nb":          "a\nb",
+		"a^Nb":          "a\nb",
+		"say ^'hi^'":    `say "hi"`,
+		"^^":            "^",
+		"keep ^x and ^": "keep ^x and ^",
+	} {
+		if got := UnescapeParam(in); got != want {
+			t.Errorf("UnescapeParam(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
