@@ -20,6 +20,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrExists reports that a unique name (user name, device id) is taken.
 	ErrExists = errors.New("store: already exists")
+	// ErrLimit reports that a per-user limit (devices) refuses a new record.
+	ErrLimit = errors.New("store: limit reached")
 )
 
 // User is an account that may sign in. PasswordHash is a PHC-format hash
@@ -223,6 +225,12 @@ type Store interface {
 	// stored record. New devices start with Access d.Access (DeviceAllowed
 	// when empty). d.UserID and d.DeviceID identify the device.
 	TouchDevice(ctx context.Context, d Device) (Device, error)
+	// AddDevice is TouchDevice for a device that may be new, with a bound:
+	// when the user already has maxPerUser (> 0) devices and d is not one
+	// of them, nothing is written and ErrLimit is returned. The count and
+	// the insert are one transaction, so concurrent first contacts of
+	// several phones cannot exceed the bound. maxPerUser <= 0: no bound.
+	AddDevice(ctx context.Context, d Device, maxPerUser int) (Device, error)
 	// Device returns one device of a user. ErrNotFound if absent.
 	Device(ctx context.Context, userID int64, deviceID string) (Device, error)
 	// Devices lists a user's devices ordered by DeviceID.
@@ -270,4 +278,58 @@ type Store interface {
 	// DeleteSyncStates removes every state of one collection of a device,
 	// or of every collection when collection is "*".
 	DeleteSyncStates(ctx context.Context, deviceID int64, collection string) error
+
+	AdminStore
+}
+
+// AuditEntry is one administrative action (wipe, block, remove, password
+// change...), kept for review. Entries name users and devices by name, not
+// by id, and outlive them.
+type AuditEntry struct {
+	ID     int64
+	Time   time.Time // set by the store when zero
+	Actor  string    // who acted: "cli:<os user>", "server"
+	Action string    // e.g. "device.wipe", "user.delete", "app-password.add"
+	User   string    // user name acted on; "" when none
+	Device string    // DeviceID acted on; "" when none
+	Detail string    // free text; never a secret
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	User  string    // only this user's entries when set
+	Since time.Time // only entries at or after Since when set
+	Limit int       // at most Limit, newest first; 0 for all
+}
+
+// AppPassword is a revocable password for one user, optionally bound to one
+// device, so that a lost phone's credential can be withdrawn without
+// changing the account password. Only its hash is stored.
+type AppPassword struct {
+	ID       int64
+	UserID   int64
+	Label    string
+	DeviceID string // when set, the password is accepted only from this DeviceId
+	Hash     string // PHC-format hash from internal/passwd
+	Created  time.Time
+	LastUsed time.Time // zero when never used
+}
+
+// AdminStore holds the audit log and app passwords.
+type AdminStore interface {
+	// AddAudit appends an entry and returns it with ID and Time set.
+	AddAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// Audit returns entries matching f, newest first.
+	Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+
+	// AddAppPassword stores p (UserID, Label, DeviceID, Hash) and returns it
+	// with ID and Created set. ErrNotFound if the user does not exist.
+	AddAppPassword(ctx context.Context, p AppPassword) (AppPassword, error)
+	// AppPasswords lists a user's app passwords ordered by ID.
+	AppPasswords(ctx context.Context, userID int64) ([]AppPassword, error)
+	// DeleteAppPassword revokes one app password of a user. ErrNotFound if
+	// absent.
+	DeleteAppPassword(ctx context.Context, userID, id int64) error
+	// TouchAppPassword records a successful use at time at.
+	TouchAppPassword(ctx context.Context, id int64, at time.Time) error
 }
