@@ -2,9 +2,12 @@ package eas
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/easd/easd/internal/passwd"
 	"github.com/easd/easd/store"
@@ -30,13 +33,61 @@ type UserStore interface {
 	CreateUser(ctx context.Context, name, passwordHash string) (store.User, error)
 }
 
-// LocalAuth authenticates against users and password hashes in the store.
-type LocalAuth struct {
-	Users UserStore
+// DeviceAuthenticator is an Authenticator that also knows which device a
+// request comes from, for credentials bound to one device (app passwords
+// made with 'easd user app-password add --device').
+//
+// deviceID is the DeviceId the request names. It is "" for requests that
+// name no device (OPTIONS without a query, Autodiscover): those reach no
+// mailbox data and write nothing, and a phone sends them while its account
+// is being set up, so a device-bound credential is accepted there. Every
+// command (POST) names its device, and there a device-bound credential
+// from another device is refused.
+type DeviceAuthenticator interface {
+	Authenticator
+	AuthenticateDevice(ctx context.Context, login, password, deviceID string) (store.User, error)
 }
 
-// Authenticate implements Authenticator.
+// AppPasswordStore is the part of the store that app passwords need
+// (store.AdminStore has it).
+type AppPasswordStore interface {
+	AppPasswords(ctx context.Context, userID int64) ([]store.AppPassword, error)
+	TouchAppPassword(ctx context.Context, id int64, at time.Time) error
+}
+
+// LocalAuth authenticates against users and password hashes in the store:
+// the account password (argon2id), or any app password of the user
+// (store.AppPassword; see NewAppPassword). Nothing is cached: a revoked app
+// password or a changed account password fails from the next request on.
+type LocalAuth struct {
+	Users UserStore
+	// AppPasswords finds the users' app passwords; when nil, Users is
+	// used if it is an AppPasswordStore (both stores are), else app
+	// passwords are not accepted.
+	AppPasswords AppPasswordStore
+	// Now is the clock for recording app password use; time.Now when nil.
+	Now func() time.Time
+}
+
+var _ DeviceAuthenticator = LocalAuth{}
+
+// appPasswordTouchEvery is how stale an app password's LastUsed may get
+// before a login records the use again: a phone logs in with every
+// request, and that costs no store write each time.
+const appPasswordTouchEvery = time.Minute
+
+// Authenticate implements Authenticator. A device-bound app password is
+// refused: the caller did not say which device asks.
 func (a LocalAuth) Authenticate(ctx context.Context, login, password string) (store.User, error) {
+	return a.authenticate(ctx, login, password, "", false)
+}
+
+// AuthenticateDevice implements DeviceAuthenticator.
+func (a LocalAuth) AuthenticateDevice(ctx context.Context, login, password, deviceID string) (store.User, error) {
+	return a.authenticate(ctx, login, password, deviceID, true)
+}
+
+func (a LocalAuth) authenticate(ctx context.Context, login, password, deviceID string, deviceKnown bool) (store.User, error) {
 	u, err := lookupUser(ctx, a.Users, login)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so that response timing does
@@ -46,6 +97,18 @@ func (a LocalAuth) Authenticate(ctx context.Context, login, password string) (st
 	}
 	if err != nil {
 		return store.User{}, fmt.Errorf("%w: %v", ErrAuthUnavailable, err)
+	}
+	// Only a password of the app password form is looked up among them,
+	// so an ordinary login costs no extra query.
+	if digest, ok := HashAppPassword(password); ok {
+		if apps := a.appPasswords(); apps != nil {
+			switch ok, err := a.appPassword(ctx, apps, u, digest, deviceID, deviceKnown); {
+			case err != nil:
+				return store.User{}, err
+			case ok:
+				return u, nil
+			}
+		}
 	}
 	if u.PasswordHash == "" {
 		return store.User{}, ErrBadCredentials
@@ -58,6 +121,68 @@ func (a LocalAuth) Authenticate(ctx context.Context, login, password string) (st
 	default:
 		return store.User{}, fmt.Errorf("user %s: %w", u.Name, err)
 	}
+}
+
+func (a LocalAuth) appPasswords() AppPasswordStore {
+	if a.AppPasswords != nil {
+		return a.AppPasswords
+	}
+	aps, _ := a.Users.(AppPasswordStore)
+	return aps
+}
+
+// appPassword reports whether digest is one of u's app passwords usable
+// from deviceID, and records the use (at most once per
+// appPasswordTouchEvery).
+func (a LocalAuth) appPassword(ctx context.Context, apps AppPasswordStore, u store.User, digest, deviceID string, deviceKnown bool) (bool, error) {
+	ps, err := apps.AppPasswords(ctx, u.ID)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrAuthUnavailable, err)
+	}
+	match := -1
+	for i, p := range ps {
+		// Every digest is compared, in constant time each.
+		if subtle.ConstantTimeCompare([]byte(p.Hash), []byte(digest)) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return false, nil
+	}
+	p := ps[match]
+	if p.DeviceID != "" && (!deviceKnown || deviceID != "" && deviceID != p.DeviceID) {
+		return false, nil
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	if t := now(); t.Sub(p.LastUsed) >= appPasswordTouchEvery {
+		// Best effort: failing to note the use must not fail the login
+		// (ErrNotFound: revoked since the list was read; this request
+		// was already under way).
+		_ = apps.TouchAppPassword(ctx, p.ID, t)
+	}
+	return true, nil
+}
+
+// checkPassword runs the handler's Authenticator for request r; a
+// DeviceAuthenticator is told the DeviceId the request names.
+func (h *Handler) checkPassword(ctx context.Context, r *http.Request, login, password string) (store.User, error) {
+	if da, ok := h.deps.Auth.(DeviceAuthenticator); ok {
+		return da.AuthenticateDevice(ctx, login, password, requestDeviceID(r))
+	}
+	return h.deps.Auth.Authenticate(ctx, login, password)
+}
+
+// requestDeviceID returns the DeviceId r names: the one parseRequest
+// finds for commands (so authentication and the device record agree), else
+// a DeviceId parameter of the plain query (OPTIONS may carry one), else "".
+func requestDeviceID(r *http.Request) string {
+	if req, err := parseRequest(r); err == nil {
+		return req.DeviceID
+	}
+	return foldKeys(r.URL.Query()).Get("deviceid")
 }
 
 // dummyHash is verified for unknown users (argon2id of a random string).

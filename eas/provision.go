@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -159,8 +160,31 @@ func (h *Handler) wipeAck(ctx context.Context, s *Session, resp *wbxml.Node, kin
 	if changed {
 		s.Log.Warn("remote wipe acknowledged", "kind", kind.Name())
 		d.Wipe = store.WipeAcknowledged
+		h.audit(ctx, s.Log, store.AuditEntry{Actor: "server", Action: "device.wiped", User: s.User.Name,
+			Device: d.DeviceID, Detail: kind.Name() + " acknowledged by the device"})
 	}
 	return resp.Append(wbxml.T(wbxml.ProvisionStatus, "1")), nil
+}
+
+// auditLog is the optional part of the handler's store that keeps the
+// audit log of administrative actions (store.AdminStore has it).
+type auditLog interface {
+	AddAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+}
+
+// audit records e in the store's audit log when it keeps one, and logs it
+// at info on log, the session's logger, which names the user and device
+// already. The state change it reports is already committed: the entry is
+// written even if the client has hung up meanwhile.
+func (h *Handler) audit(ctx context.Context, log *slog.Logger, e store.AuditEntry) {
+	log.Info("audit", "actor", e.Actor, "action", e.Action, "detail", e.Detail)
+	al, ok := h.deps.Store.(auditLog)
+	if !ok {
+		return
+	}
+	if _, err := al.AddAudit(context.WithoutCancel(ctx), e); err != nil {
+		log.Error("audit log: entry not recorded", "action", e.Action, "err", err)
+	}
 }
 
 // deviceInformation stores Settings DeviceInformation > Set (sent inside

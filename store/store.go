@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -22,6 +23,10 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrLimit reports that a per-user limit (devices) refuses a new record.
 	ErrLimit = errors.New("store: limit reached")
+	// ErrUnavailable reports that the database could not be reached or
+	// went away during the call (restart, crash, failover): nothing was
+	// decided, and the same call may succeed later.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // User is an account that may sign in. PasswordHash is a PHC-format hash
@@ -34,6 +39,12 @@ type User struct {
 	Disabled     bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+}
+
+// LogValue keeps the password hash out of structured logs (slog's JSON
+// handler would otherwise write every field).
+func (u User) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("id", u.ID), slog.String("name", u.Name))
 }
 
 // DeviceAccess is the administrator's decision about a device.
@@ -284,12 +295,12 @@ type Store interface {
 
 // AuditEntry is one administrative action (wipe, block, remove, password
 // change...), kept for review. Entries name users and devices by name, not
-// by id, and outlive them.
+// by id, and outlive them: deleting a user keeps its entries.
 type AuditEntry struct {
 	ID     int64
-	Time   time.Time // set by the store when zero
-	Actor  string    // who acted: "cli:<os user>", "server"
-	Action string    // e.g. "device.wipe", "user.delete", "app-password.add"
+	Time   time.Time // set by the store when zero; stored UTC, to the microsecond
+	Actor  string    // who acted: "cli:<os user>", "server"; required
+	Action string    // e.g. "device.wipe", "user.delete", "app-password.add"; required
 	User   string    // user name acted on; "" when none
 	Device string    // DeviceID acted on; "" when none
 	Detail string    // free text; never a secret
@@ -304,32 +315,41 @@ type AuditFilter struct {
 
 // AppPassword is a revocable password for one user, optionally bound to one
 // device, so that a lost phone's credential can be withdrawn without
-// changing the account password. Only its hash is stored.
+// changing the account password. Only a digest of it is stored.
 type AppPassword struct {
 	ID       int64
 	UserID   int64
 	Label    string
 	DeviceID string // when set, the password is accepted only from this DeviceId
-	Hash     string // PHC-format hash from internal/passwd
-	Created  time.Time
+	// Hash is the digest eas.HashAppPassword makes ("$sha256$..."), never
+	// the password. App passwords are generated with at least 120 bits of
+	// entropy, so a fast digest is as safe as a slow hash would be (no
+	// dictionary to try) and a login compares it with all of a user's app
+	// passwords at the cost of one SHA-256.
+	Hash     string
+	Created  time.Time // set by the store
 	LastUsed time.Time // zero when never used
 }
 
 // AdminStore holds the audit log and app passwords.
 type AdminStore interface {
-	// AddAudit appends an entry and returns it with ID and Time set.
+	// AddAudit appends an entry and returns it with ID and Time set (Time
+	// is kept when given). An empty Actor or Action is an error.
 	AddAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
-	// Audit returns entries matching f, newest first.
+	// Audit returns entries matching f, newest first (by Time, then ID).
 	Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 
 	// AddAppPassword stores p (UserID, Label, DeviceID, Hash) and returns it
-	// with ID and Created set. ErrNotFound if the user does not exist.
+	// with ID and Created set. ErrNotFound if the user does not exist; an
+	// empty Hash is an error. IDs are never reused.
 	AddAppPassword(ctx context.Context, p AppPassword) (AppPassword, error)
-	// AppPasswords lists a user's app passwords ordered by ID.
+	// AppPasswords lists a user's app passwords ordered by ID; none (and
+	// no error) for an unknown user. Deleting the user deletes them.
 	AppPasswords(ctx context.Context, userID int64) ([]AppPassword, error)
 	// DeleteAppPassword revokes one app password of a user. ErrNotFound if
-	// absent.
+	// absent, or if it belongs to another user.
 	DeleteAppPassword(ctx context.Context, userID, id int64) error
-	// TouchAppPassword records a successful use at time at.
+	// TouchAppPassword records a successful use at time at (LastUsed).
+	// ErrNotFound if absent (revoked meanwhile).
 	TouchAppPassword(ctx context.Context, id int64, at time.Time) error
 }

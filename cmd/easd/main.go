@@ -1,5 +1,6 @@
 // Command easd is an Exchange ActiveSync server. One binary holds every
-// tool: serve, migrate, user, wbxml and version; `easd help` lists them.
+// tool: serve, migrate, user, device, audit, wbxml, version and more;
+// `easd help` lists them.
 package main
 
 import (
@@ -60,8 +61,9 @@ func commands() map[string]*command {
 	cmds := []*command{
 		{"serve", "easd serve [flags]", "run the ActiveSync server", runServe},
 		{"migrate", "easd migrate [flags]", "apply database migrations and exit", runMigrate},
-		{"user", "easd user add|list|passwd|disable|enable|delete|profile [flags] [NAME]", "manage local users", runUser},
+		{"user", "easd user add|list|passwd|disable|enable|delete|profile|app-password [flags] [NAME]", "manage local users and their app passwords", runUser},
 		{"device", "easd device list|show|wipe|account-wipe|block|allow|remove [flags] [USER [DEVICEID]]", "manage users' phones: list, block, allow, remote wipe", runDevice},
+		{"audit", "easd audit [--user NAME] [--since DURATION] [--limit N] [flags]", "show the audit log of administrative actions", runAudit},
 		{"import", "easd import [flags] USER FILE...", "import .ics and .vcf files into a user's calendar, contacts, tasks and notes", runImport},
 		{"export", "easd export [flags] USER FOLDER", "write a user's calendar, contacts, tasks or notes as .ics or .vcf", runExport},
 		{"wbxml", "easd wbxml decode|encode < in > out", "convert between WBXML and its XML text form", runWBXML},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"unicode"
@@ -20,7 +22,7 @@ import (
 	"golang.org/x/term"
 )
 
-const userSynopsis = `easd user add|list|passwd|disable|enable|delete|profile [flags] [NAME]
+const userSynopsis = `easd user add|list|passwd|disable|enable|delete|profile|app-password [flags] [NAME]
 
   add NAME       create a local user; the password is read from a prompt on a
                  terminal, else from the first line of standard input
@@ -34,9 +36,20 @@ const userSynopsis = `easd user add|list|passwd|disable|enable|delete|profile [f
                  --company, --office, --phone, --home-phone, --mobile-phone,
                  --alias, --email (an empty value clears a field),
                  --photo FILE.jpg (at most 100 KiB) or --no-photo
+  app-password add NAME [--label TEXT] [--device DEVICEID]
+                 make a new app password for the user and print it, once;
+                 with --device it is accepted only from that phone
+  app-password list NAME
+                 list the user's app passwords (never the passwords)
+  app-password revoke NAME ID
+                 withdraw one at once; the account password and the
+                 other app passwords keep working
 
 Passwords are never taken from the command line, where other local users
-could read them. They are stored as argon2id hashes.`
+could read them. They are stored as argon2id hashes. App passwords are
+generated (125 random bits) and work with serve --auth local: one per
+phone, each revocable without changing the account password. Every change
+is recorded in the audit log ('easd audit').`
 
 // profileFields are the text flags of 'user profile' and the Profile field
 // each sets.
@@ -68,6 +81,8 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	}
 	photo := fs.String("photo", "", "", "profile: a JPEG file of at most 100 KiB, the user's picture")
 	noPhoto := fs.Bool("no-photo", "", false, "profile: remove the user's picture")
+	label := fs.String("label", "", "", "app-password add: a note to tell it apart, e.g. the phone's name")
+	device := fs.String("device", "", "", "app-password add: accept it only from this DeviceId (as 'easd device list' shows)")
 	sub, pos, err := parseSubcommand(fs, args)
 	if err != nil {
 		return err
@@ -76,7 +91,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	wantName := sub != "list"
 	switch sub {
-	case "add", "list", "passwd", "disable", "enable", "delete":
+	case "add", "list", "passwd", "disable", "enable", "delete", "app-password":
 		for n := range given {
 			if _, ok := text[n]; ok || n == "photo" || n == "no-photo" {
 				return usageError("--%s goes with 'easd user profile'", n)
@@ -88,6 +103,12 @@ func runUser(ctx context.Context, e *env, args []string) error {
 		}
 	default:
 		return usageError("unknown subcommand %q", sub)
+	}
+	if sub != "app-password" && (given["label"] || given["device"]) {
+		return usageError("--label and --device go with 'easd user app-password add'")
+	}
+	if sub == "app-password" {
+		return runAppPassword(ctx, e, sf, pos, given, *label, *device)
 	}
 	if wantName && len(pos) != 1 {
 		return usageError("%s takes exactly one NAME", sub)
@@ -139,6 +160,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "user %s added\n", name)
+		return recordAudit(ctx, e, s, "user.add", name, "", "")
 	case "list":
 		users, err := s.Users(ctx)
 		if err != nil {
@@ -154,16 +176,34 @@ func runUser(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, status, u.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"))
 		}
 		return tw.Flush()
-	case "passwd":
-		return notFound(name, s.SetPassword(ctx, name, hash), e, "password changed")
-	case "disable":
-		return notFound(name, s.SetDisabled(ctx, name, true), e, "disabled")
-	case "enable":
-		return notFound(name, s.SetDisabled(ctx, name, false), e, "enabled")
-	case "delete":
-		return notFound(name, s.DeleteUser(ctx, name), e, "deleted")
+	case "passwd", "disable", "enable", "delete":
+		var err error
+		var done string
+		switch sub {
+		case "passwd":
+			err, done = s.SetPassword(ctx, name, hash), "password changed"
+		case "disable":
+			err, done = s.SetDisabled(ctx, name, true), "disabled"
+		case "enable":
+			err, done = s.SetDisabled(ctx, name, false), "enabled"
+		case "delete":
+			err, done = s.DeleteUser(ctx, name), "deleted"
+		}
+		if err := notFound(name, err, e, done); err != nil {
+			return err
+		}
+		return recordAudit(ctx, e, s, "user."+sub, name, "", "")
 	case "profile":
-		return userProfile(ctx, e, s, name, func(p *eas.Profile) bool {
+		var changed []string
+		for _, f := range profileFields {
+			if given[f.flag] {
+				changed = append(changed, f.flag)
+			}
+		}
+		if given["photo"] || given["no-photo"] && *noPhoto {
+			changed = append(changed, "photo")
+		}
+		return userProfile(ctx, e, s, name, changed, func(p *eas.Profile) bool {
 			changed := false
 			for _, f := range profileFields {
 				if given[f.flag] {
@@ -185,8 +225,9 @@ func runUser(ctx context.Context, e *env, args []string) error {
 
 // userProfile shows a user's profile (the address list entry, stored in
 // the user setting eas.ProfileSettingKey) after applying edit; when edit
-// changed it, it is validated and stored first.
-func userProfile(ctx context.Context, e *env, s store.Store, name string, edit func(*eas.Profile) bool) error {
+// changed it, it is validated and stored first, and the change (of the
+// fields named changed) is recorded in the audit log.
+func userProfile(ctx context.Context, e *env, s store.Store, name string, changed []string, edit func(*eas.Profile) bool) error {
 	u, err := s.User(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no user %q", name)
@@ -218,6 +259,9 @@ func userProfile(ctx context.Context, e *env, s store.Store, name string, edit f
 			return err
 		}
 		fmt.Fprintf(e.stdout, "user %s profile updated\n", name)
+		if err := recordAudit(ctx, e, s, "user.profile", name, "", "changed: "+strings.Join(changed, ", ")); err != nil {
+			return err
+		}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "user\t%s\n", u.Name)
@@ -330,4 +374,131 @@ func checkPassword(pw string) (string, error) {
 		return "", errors.New("password longer than 1024 bytes")
 	}
 	return pw, nil
+}
+
+// runAppPassword is 'easd user app-password add|list|revoke NAME [ID]'.
+func runAppPassword(ctx context.Context, e *env, sf storeFlags, pos []string, given map[string]bool, label, device string) error {
+	if len(pos) == 0 {
+		return usageError("app-password needs add, list or revoke")
+	}
+	action, pos := pos[0], pos[1:]
+	want := map[string]int{"add": 1, "list": 1, "revoke": 2}[action]
+	switch {
+	case want == 0:
+		return usageError("unknown app-password subcommand %q (want add, list or revoke)", action)
+	case len(pos) != want && action == "revoke":
+		return usageError("app-password revoke takes NAME and ID")
+	case len(pos) != want:
+		return usageError("app-password %s takes exactly one NAME", action)
+	case action != "add" && (given["label"] || given["device"]):
+		return usageError("--label and --device go with 'easd user app-password add'")
+	}
+	name, err := normalizeName(pos[0])
+	if err != nil {
+		return usageError("%v", err)
+	}
+	var id int64
+	if action == "revoke" {
+		if id, err = strconv.ParseInt(pos[1], 10, 64); err != nil || id <= 0 {
+			return usageError("app password ID %q: want the number 'easd user app-password list %s' shows", pos[1], name)
+		}
+	}
+	label, device = strings.TrimSpace(label), strings.TrimSpace(device)
+	if len(label) > 200 || !printableText(label) {
+		return usageError("--label: at most 200 printable characters")
+	}
+	if len(device) > 128 || !printableText(device) {
+		return usageError("--device: at most 128 printable characters")
+	}
+
+	s, _, err := sf.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	u, err := s.User(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "add":
+		return addAppPassword(ctx, e, s, u, label, device)
+	case "list":
+		ps, err := s.AppPasswords(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tLABEL\tDEVICE\tCREATED\tLAST USED")
+		for _, p := range ps {
+			used := "never"
+			if !p.LastUsed.IsZero() {
+				used = p.LastUsed.UTC().Format("2006-01-02 15:04Z")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.ID, cmp.Or(p.Label, "-"), cmp.Or(p.DeviceID, "any"),
+				p.Created.UTC().Format("2006-01-02 15:04:05Z"), used)
+		}
+		return tw.Flush()
+	default: // revoke
+		var gone store.AppPassword
+		if ps, err := s.AppPasswords(ctx, u.ID); err == nil {
+			for _, p := range ps {
+				if p.ID == id {
+					gone = p
+				}
+			}
+		}
+		if err := s.DeleteAppPassword(ctx, u.ID, id); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("user %s has no app password %d ('easd user app-password list %s' shows them)", name, id, name)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "app password %d of %s revoked: it is refused from the next request on\n", id, name)
+		return recordAudit(ctx, e, s, "app-password.revoke", name, gone.DeviceID, appPasswordDetail(id, gone.Label))
+	}
+}
+
+// addAppPassword makes an app password for u and prints it: the only time
+// it is ever shown. Only its digest is stored.
+func addAppPassword(ctx context.Context, e *env, s store.Store, u store.User, label, device string) error {
+	if u.PasswordHash == "" {
+		fmt.Fprintf(e.stderr, "note: %s has no local password (a user made by an --auth imap login?); app passwords are checked by serve --auth local only\n", u.Name)
+	}
+	if device != "" {
+		if _, err := s.Device(ctx, u.ID, device); errors.Is(err, store.ErrNotFound) {
+			fmt.Fprintf(e.stderr, "note: %s has no device %q yet; the password will work only from a phone sending this DeviceId\n", u.Name, device)
+		}
+	}
+	pw, hash, err := eas.NewAppPassword(nil)
+	if err != nil {
+		return err
+	}
+	p, err := s.AddAppPassword(ctx, store.AppPassword{UserID: u.ID, Label: label, DeviceID: device, Hash: hash})
+	if err != nil {
+		return err
+	}
+	where := "from any device"
+	if device != "" {
+		where = "only from device " + device
+	}
+	fmt.Fprintf(e.stdout, "app password %d for %s (%s):\n\n    %s\n\n", p.ID, u.Name, where, pw)
+	fmt.Fprintf(e.stdout, "Enter it on the phone as the account's password. It is not shown again;\n"+
+		"'easd user app-password revoke %s %d' withdraws it.\n", u.Name, p.ID)
+	return recordAudit(ctx, e, s, "app-password.add", u.Name, device, appPasswordDetail(p.ID, label))
+}
+
+// appPasswordDetail is the audit log detail naming an app password.
+func appPasswordDetail(id int64, label string) string {
+	if label == "" {
+		return fmt.Sprintf("id %d", id)
+	}
+	return fmt.Sprintf("id %d, label %q", id, label)
+}
+
+// printableText reports whether s has no control characters.
+func printableText(s string) bool {
+	return !strings.ContainsFunc(s, unicode.IsControl)
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,5 +193,212 @@ func TestUserProfileServeGAL(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("serve exit: %v\n%s", err, logOf())
+	}
+}
+
+// appPasswordLine finds the app password printed by 'app-password add'.
+var appPasswordLine = regexp.MustCompile(`(?m)^    ([a-z2-9]{5}(?:-[a-z2-9]{5}){4})$`)
+
+func TestUserAppPassword(t *testing.T) {
+	for name, environ := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if r := easd(t, "alice-pw\n", environ, "user", "add", "alice"); r.code != 0 {
+				t.Fatal(r)
+			}
+			r := easd(t, "", environ, "user", "app-password", "add", "Alice", "--label", "work phone", "--device", "IPHONE1")
+			m := appPasswordLine.FindStringSubmatch(r.stdout)
+			if r.code != 0 || m == nil || !strings.Contains(r.stdout, "only from device IPHONE1") {
+				t.Fatalf("app-password add: %+v", r)
+			}
+			if !strings.Contains(r.stderr, `no device "IPHONE1" yet`) {
+				t.Errorf("no note that the device is unknown: %s", r.stderr)
+			}
+			first := m[1]
+			// Flags may come first; no device: any.
+			r = easd(t, "", environ, "user", "--label", "tablet", "app-password", "add", "alice")
+			m = appPasswordLine.FindStringSubmatch(r.stdout)
+			if r.code != 0 || m == nil || m[1] == first || !strings.Contains(r.stdout, "from any device") {
+				t.Fatalf("second app-password add: %+v", r)
+			}
+			second := m[1]
+
+			r = easd(t, "", environ, "user", "app-password", "list", "alice")
+			rows := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if r.code != 0 || len(rows) != 3 || !strings.HasPrefix(rows[0], "ID") ||
+				!strings.Contains(rows[1], "work phone") || !strings.Contains(rows[1], "IPHONE1") || !strings.Contains(rows[1], "never") ||
+				!strings.Contains(rows[2], "tablet") || !strings.Contains(rows[2], "any") {
+				t.Errorf("app-password list: %+v", r)
+			}
+			if strings.Contains(r.stdout, first) || strings.Contains(r.stdout, second) || strings.Contains(r.stdout, "$sha256$") {
+				t.Errorf("list shows a password or its digest:\n%s", r.stdout)
+			}
+
+			if r := easd(t, "", environ, "user", "app-password", "revoke", "alice", "1"); r.code != 0 || !strings.Contains(r.stdout, "revoked") {
+				t.Errorf("revoke: %+v", r)
+			}
+			if r := easd(t, "", environ, "user", "app-password", "revoke", "alice", "1"); r.code != 1 || !strings.Contains(r.stderr, "has no app password 1") {
+				t.Errorf("revoke twice: %+v", r)
+			}
+			if r := easd(t, "pw\n", environ, "user", "add", "bob"); r.code != 0 {
+				t.Fatal(r)
+			}
+			if r := easd(t, "", environ, "user", "app-password", "revoke", "bob", "2"); r.code != 1 {
+				t.Errorf("revoke another user's app password: %+v", r)
+			}
+			if r := easd(t, "", environ, "user", "app-password", "list", "alice"); strings.Contains(r.stdout, "work phone") || !strings.Contains(r.stdout, "tablet") {
+				t.Errorf("list after revoke:\n%s", r.stdout)
+			}
+			if r := easd(t, "", environ, "user", "app-password", "list", "nobody"); r.code != 1 || !strings.Contains(r.stderr, `no user "nobody"`) {
+				t.Errorf("list of an unknown user: %+v", r)
+			}
+			for _, args := range [][]string{
+				{"app-password"}, {"app-password", "frob", "alice"}, {"app-password", "add"}, {"app-password", "list", "a", "b"},
+				{"app-password", "revoke", "alice"}, {"app-password", "revoke", "alice", "x"}, {"app-password", "revoke", "alice", "0"},
+				{"app-password", "list", "alice", "--label", "x"}, {"passwd", "alice", "--device", "X"},
+				{"app-password", "add", "alice", "--label", "a\x01b"},
+			} {
+				if r := easd(t, "pw\n", environ, append([]string{"user"}, args...)...); r.code != 2 {
+					t.Errorf("easd user %q = %d, want 2 (usage): %s", args, r.code, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestUserAppPasswordStored: only the digest is stored, and the user's
+// app passwords go with the user.
+func TestUserAppPasswordStored(t *testing.T) {
+	dir := t.TempDir()
+	environ := map[string]string{"EASD_DATA_DIR": dir}
+	if r := easd(t, "pw\n", environ, "user", "add", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	r := easd(t, "", environ, "user", "app-password", "add", "alice")
+	m := appPasswordLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("app-password add: %+v", r)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "easd.db"), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := st.AppPasswords(context.Background(), u.ID)
+	want, _ := eas.HashAppPassword(m[1])
+	if err != nil || len(ps) != 1 || ps[0].Hash != want || strings.Contains(ps[0].Hash, m[1]) {
+		t.Fatalf("stored app passwords = %+v, %v; want one with digest %q", ps, err, want)
+	}
+	if r := easd(t, "", environ, "user", "delete", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if ps, err := st.AppPasswords(context.Background(), u.ID); err != nil || len(ps) != 0 {
+		t.Errorf("app passwords after the user's deletion = %+v, %v", ps, err)
+	}
+}
+
+// TestUserAppPasswordServe uses app passwords against a real server: a
+// phone logs in with one, its use shows in 'app-password list', and once
+// revoked (while the server runs) the next request is refused while the
+// account password and the other app password keep working.
+func TestUserAppPasswordServe(t *testing.T) {
+	bin := buildEasd(t)
+	dir := t.TempDir()
+	environ := map[string]string{"EASD_DATA_DIR": filepath.Join(dir, "data")}
+	if r := easd(t, "alice-pw\n", environ, "user", "add", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	var pws []string
+	for _, label := range []string{"phone", "tablet"} {
+		r := easd(t, "", environ, "user", "app-password", "add", "alice", "--label", label)
+		m := appPasswordLine.FindStringSubmatch(r.stdout)
+		if m == nil {
+			t.Fatalf("app-password add: %+v", r)
+		}
+		pws = append(pws, m[1])
+	}
+	cmd, addr, _, logOf := startServe(t, bin, dir, "EASD_DATA_DIR="+environ["EASD_DATA_DIR"])
+	phoneWith := func(pw, dev string) *client.Client {
+		c, err := client.New(client.Config{URL: "http://" + addr, User: "alice", Password: pw, DeviceID: dev, DeviceType: "iPhone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	phone := phoneWith(pws[0], "APPPW1")
+	if _, _, err := phone.Provision(t.Context()); err != nil {
+		t.Fatalf("Provision with an app password: %v", err)
+	}
+	if _, err := phone.UserInformation(t.Context()); err != nil {
+		t.Fatalf("Settings with an app password: %v", err)
+	}
+	// Typed as a phone keyboard might: capitalised.
+	if _, _, err := phoneWith(strings.ToUpper(pws[1][:1])+pws[1][1:], "APPPW2").Provision(t.Context()); err != nil {
+		t.Errorf("the other app password, capitalised: %v", err)
+	}
+	r := easd(t, "", environ, "user", "app-password", "list", "alice")
+	if strings.Count(r.stdout, "never") != 0 {
+		t.Errorf("use not recorded:\n%s", r.stdout)
+	}
+	if r := easd(t, "", environ, "user", "app-password", "revoke", "alice", "1"); r.code != 0 {
+		t.Fatal(r)
+	}
+	var he *client.HTTPError
+	if _, err := phone.UserInformation(t.Context()); !errors.As(err, &he) || he.Status != 401 {
+		t.Errorf("request after revocation = %v, want HTTP 401", err)
+	}
+	if _, err := phoneWith(pws[1], "APPPW2").UserInformation(t.Context()); err != nil {
+		t.Errorf("the other app password after a revocation: %v", err)
+	}
+	if _, err := phoneWith("alice-pw", "APPPW1").UserInformation(t.Context()); err != nil {
+		t.Errorf("the account password after a revocation: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if logs := logOf(); strings.Contains(logs, pws[0]) || strings.Contains(logs, pws[1]) {
+		t.Error("an app password is in the server log")
+	}
+}
+
+// TestUserAppPasswordDeviceServe: an app password made with --device works
+// from that phone only (OPTIONS naming no device too, for account setup).
+// It needs eas.Handler.authenticate to call checkPassword (DeviceId known
+// at authentication).
+func TestUserAppPasswordDeviceServe(t *testing.T) {
+	bin := buildEasd(t)
+	dir := t.TempDir()
+	environ := map[string]string{"EASD_DATA_DIR": filepath.Join(dir, "data")}
+	if r := easd(t, "alice-pw\n", environ, "user", "add", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	r := easd(t, "", environ, "user", "app-password", "add", "alice", "--device", "IPHONE1")
+	m := appPasswordLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("app-password add: %+v", r)
+	}
+	cmd, addr, _, _ := startServe(t, bin, dir, "EASD_DATA_DIR="+environ["EASD_DATA_DIR"])
+	defer cmd.Process.Signal(syscall.SIGTERM)
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+addr+eas.Path, nil)
+	req.SetBasicAuth("alice", m[1])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("OPTIONS naming no device: %v %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	for dev, want := range map[string]int{"IPHONE1": 200, "IPHONE2": 401} {
+		phone, err := client.New(client.Config{URL: "http://" + addr, User: "alice", Password: m[1], DeviceID: dev, DeviceType: "iPhone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = phone.Provision(t.Context())
+		var he *client.HTTPError
+		switch {
+		case want == 200 && err != nil:
+			t.Errorf("Provision from %s: %v; want success", dev, err)
+		case want == 401 && (!errors.As(err, &he) || he.Status != 401):
+			t.Errorf("Provision from %s: %v; want HTTP 401", dev, err)
+		}
 	}
 }
