@@ -109,6 +109,11 @@ func (h *Handler) estimate(ctx context.Context, s *Session, hr *hierarchy, id, k
 		s.Log.Warn("estimate failed", "folder", f.name, "err", err)
 		return estimateBadCollection, 0, nil
 	}
+	// Items that failed for this device are not counted (quarantine.go):
+	// an estimate that never reaches zero would keep the phone syncing.
+	if scan, err = h.hideFailed(ctx, s, f.ID, st.Items, scan); err != nil {
+		return 0, 0, err
+	}
 	n := countChanges(st.Items, scan)
 	return estimateOK, n, nil
 }
@@ -133,7 +138,11 @@ func (h *Handler) estimateItems(ctx context.Context, s *Session, f *folderView, 
 	if filter < 0 {
 		filter = st.Filter
 	}
-	d, err := h.pimDiff(ctx, f.coll, st, filter, 1<<20, nil)
+	g, err := h.guard(ctx, s, f.ID, "")
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := h.pimDiff(ctx, f.coll, st, filter, 1<<20, nil, func(id int64) bool { return g.known(itemServerID(f.ID, id)) })
 	if err != nil {
 		return 0, 0, err
 	}

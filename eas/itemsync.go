@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +97,9 @@ func (h *Handler) latestPimState(ctx context.Context, s *Session, coll string) (
 }
 
 func decodePimState(s *Session, coll string, b []byte) *pimState {
+	if string(b) == resyncMarker {
+		return nil // reset by an administrator: the client starts over
+	}
 	var st pimState
 	if err := json.Unmarshal(b, &st); err != nil {
 		s.Log.Warn("unreadable sync state: client starts over", "collection", coll, "err", err)
@@ -195,6 +201,13 @@ func (p *pimSync) options() item.Options {
 	return o
 }
 
+// addUID is the UID of the item a phone's Add (ClientId cid) creates in
+// a Sync of collection coll with key: the same for the same request.
+func addUID(device int64, coll, key, cid string) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s\x00%s\x00%s", device, coll, key, cid)))
+	return hex.EncodeToString(h[:16]) + "@easd"
+}
+
 // newUID returns a random UID for an item a phone created.
 func newUID() string {
 	b := make([]byte, 16)
@@ -213,7 +226,14 @@ func (p *pimSync) clientCommands(ctx context.Context) error {
 		switch cmd.Tag {
 		case wbxml.AirSyncAdd:
 			cid := cmd.ChildText(wbxml.AirSyncClientId)
-			data, idx, err := p.codec.Apply(nil, cmd.Child(wbxml.AirSyncApplicationData), p.options())
+			// A new item's UID follows from the request (device,
+			// collection, key, ClientId): if this request is sent again
+			// after its item was written but its state was not, the
+			// Add finds its item (ErrExists below) instead of making a
+			// second.
+			o := p.options()
+			o.NewUID = func() string { return addUID(p.s.Device.ID, p.c.id, p.c.key, cid) }
+			data, idx, err := p.codec.Apply(nil, cmd.Child(wbxml.AirSyncApplicationData), o)
 			if err != nil {
 				p.s.Log.Info("client item refused", "collection", p.c.id, "err", err)
 				p.responses = append(p.responses, wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncClientId, cid), wbxml.T(wbxml.AirSyncStatus, strconv.Itoa(syncConversionError))))
@@ -265,9 +285,13 @@ func (p *pimSync) clientCommands(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			app, err := p.codec.Render(it.Data, p.options())
-			if err != nil {
-				return err
+			app, failure := p.render(it, p.options())
+			if failure != nil {
+				// MS-ASCMD 2.2.3.177.17 status 6: the item cannot be
+				// converted; the rest of the request goes on.
+				p.s.Log.Warn("Fetch of an item that cannot be rendered", "collection", p.c.id, "item", id, "err", failure)
+				p.responses = append(p.responses, wbxml.E(wbxml.AirSyncFetch, wbxml.T(wbxml.AirSyncServerId, itemServerID(p.c.id, id)), wbxml.T(wbxml.AirSyncStatus, strconv.Itoa(syncConversionError))))
+				continue
 			}
 			p.responses = append(p.responses, wbxml.E(wbxml.AirSyncFetch, wbxml.T(wbxml.AirSyncServerId, itemServerID(p.c.id, id)), wbxml.T(wbxml.AirSyncStatus, "1"), app))
 		}
@@ -338,16 +362,21 @@ type pimDiff struct {
 	adds, changes, deletes, softDeletes []store.Item
 	cursor                              int64
 	more, done                          bool
+	// gone are skipped items (pimDiff) found deleted.
+	gone []int64
 }
 
 func (d *pimDiff) count() int {
 	return len(d.adds) + len(d.changes) + len(d.deletes) + len(d.softDeletes)
 }
 
-// diff reads the journal after the state's cursor and decides each
+// pimDiff reads the journal after the state's cursor and decides each
 // change, up to room commands (0: count only whether there is one).
-// Items written by this request (own) are not echoed back.
-func (h *Handler) pimDiff(ctx context.Context, coll int64, st *pimState, filter int, room int, own map[int64]int64) (*pimDiff, error) {
+// Items written by this request (own) are not echoed back. The changes
+// of the items skip reports (those that failed for the device,
+// quarantine.go; nil skips none) are left out but their deletion, which
+// is listed in gone (and sent if the device holds them).
+func (h *Handler) pimDiff(ctx context.Context, coll int64, st *pimState, filter int, room int, own map[int64]int64, skip func(id int64) bool) (*pimDiff, error) {
 	since := filterSince(h.deps.Now(), filter)
 	d := &pimDiff{cursor: st.Cursor}
 	base := st.Base
@@ -381,6 +410,12 @@ func (h *Handler) pimDiff(ctx context.Context, coll int64, st *pimState, filter 
 			d.cursor = it.ModSeq
 			if ms, ok := own[it.ID]; ok && ms == it.ModSeq {
 				continue
+			}
+			if skip != nil && skip(it.ID) {
+				if !it.Deleted {
+					continue
+				}
+				d.gone = append(d.gone, it.ID)
 			}
 			_, isHeld := held[it.ID]
 			switch {
@@ -433,10 +468,17 @@ func (p *pimSync) respond(ctx context.Context) (*wbxml.Node, error) {
 	nst.Prefs = c.opts.BodyPrefs
 	nst.Sent = pimSent{}
 	nst.Held = st.Held // already updated by the client's commands
+	g, err := h.guard(ctx, p.s, c.id, p.f.DisplayName)
+	if err != nil {
+		return nil, err
+	}
 	var cmds []*wbxml.Node
 	if c.getChanges {
-		d, err := h.pimDiff(ctx, p.f.coll, st, c.filter, c.window, p.own)
+		d, err := h.pimDiff(ctx, p.f.coll, st, c.filter, c.window, p.own, func(id int64) bool { return g.known(itemServerID(c.id, id)) })
 		if err != nil {
+			return nil, err
+		}
+		if err := p.retries(ctx, g, d); err != nil {
 			return nil, err
 		}
 		o := p.options()
@@ -450,20 +492,26 @@ func (p *pimSync) respond(ctx context.Context) (*wbxml.Node, error) {
 			delete(nst.Held, it.ID)
 			nst.Sent.SoftDeletes = append(nst.Sent.SoftDeletes, it.ID)
 		}
+		// An item that fails to render is left out, not recorded as sent
+		// (a changed one stays as the device has it): tried again later.
 		for _, it := range d.changes {
-			n, err := p.itemNode(wbxml.AirSyncChange, it, o)
-			if err != nil {
-				return nil, err
+			n, failure := p.itemNode(wbxml.AirSyncChange, it, o)
+			if failure != nil {
+				g.fail(itemServerID(c.id, it.ID), failure)
+				continue
 			}
+			g.ok(itemServerID(c.id, it.ID))
 			cmds = append(cmds, n)
 			nst.Held[it.ID] = endUnix(it.End)
 			nst.Sent.Changes = append(nst.Sent.Changes, it.ID)
 		}
 		for _, it := range d.adds {
-			n, err := p.itemNode(wbxml.AirSyncAdd, it, o)
-			if err != nil {
-				return nil, err
+			n, failure := p.itemNode(wbxml.AirSyncAdd, it, o)
+			if failure != nil {
+				g.fail(itemServerID(c.id, it.ID), failure)
+				continue
 			}
+			g.ok(itemServerID(c.id, it.ID))
 			cmds = append(cmds, n)
 			nst.Held[it.ID] = endUnix(it.End)
 			nst.Sent.Adds = append(nst.Sent.Adds, it.ID)
@@ -485,6 +533,7 @@ func (p *pimSync) respond(ctx context.Context) (*wbxml.Node, error) {
 				return nil, err
 			}
 		}
+		p.s.BeforeSend(g.commit) // strikes of items that failed, if any
 		return h.collResponse(c, c.key, syncOK, nil), nil
 	}
 	if len(p.responses) > 0 {
@@ -496,7 +545,12 @@ func (p *pimSync) respond(ctx context.Context) (*wbxml.Node, error) {
 	} else {
 		nst.Replies = nil
 	}
-	p.s.BeforeSend(func(ctx context.Context) error { return h.putPimState(ctx, p.s, c.id, &nst) })
+	p.s.BeforeSend(func(ctx context.Context) error {
+		if err := h.putPimState(ctx, p.s, c.id, &nst); err != nil {
+			return err
+		}
+		return g.commit(ctx)
+	})
 	return h.collResponse(c, nst.key(), syncOK, func(n *wbxml.Node) {
 		if len(p.responses) > 0 {
 			n.Append(wbxml.E(wbxml.AirSyncResponses, p.responses...))
@@ -510,11 +564,12 @@ func (p *pimSync) respond(ctx context.Context) (*wbxml.Node, error) {
 	}), nil
 }
 
-// itemNode renders an Add or Change of a stored item.
+// itemNode renders an Add or Change of a stored item; failure is the
+// item's own: its codec failed or panicked.
 func (p *pimSync) itemNode(tag wbxml.Tag, it store.Item, o item.Options) (*wbxml.Node, error) {
-	app, err := p.codec.Render(it.Data, o)
-	if err != nil {
-		return nil, err
+	app, failure := p.render(it, o)
+	if failure != nil {
+		return nil, failure
 	}
 	n := wbxml.E(tag)
 	if p.c.opts.Version == "12.1" && tag == wbxml.AirSyncAdd {
@@ -533,6 +588,29 @@ func (p *pimSync) replay(ctx context.Context, next *pimState) (*wbxml.Node, erro
 			return nil, err
 		}
 	}
+	g, err := p.h.guard(ctx, p.s, p.c.id, p.f.DisplayName)
+	if err != nil {
+		return nil, err
+	}
+	var failed []int64 // items that went out the first time and fail now
+	p.s.BeforeSend(func(ctx context.Context) error {
+		if len(failed) > 0 {
+			// Not sent this time: the state must not say the device has
+			// them (a changed one stays as the device has it).
+			for _, id := range failed {
+				if slices.Contains(next.Sent.Adds, id) {
+					delete(next.Held, id)
+				}
+			}
+			drop := func(id int64) bool { return slices.Contains(failed, id) }
+			next.Sent.Adds = slices.DeleteFunc(next.Sent.Adds, drop)
+			next.Sent.Changes = slices.DeleteFunc(next.Sent.Changes, drop)
+			if err := p.h.putPimState(ctx, p.s, p.c.id, next); err != nil {
+				return err
+			}
+		}
+		return g.commit(ctx)
+	})
 	o := p.options()
 	var cmds []*wbxml.Node
 	for _, id := range next.Sent.Deletes {
@@ -554,9 +632,11 @@ func (p *pimSync) replay(ctx context.Context, next *pimState) (*wbxml.Node, erro
 			if err != nil {
 				return nil, err
 			}
-			n, err := p.itemNode(l.tag, it, o)
-			if err != nil {
-				return nil, err
+			n, failure := p.itemNode(l.tag, it, o)
+			if failure != nil {
+				g.fail(itemServerID(p.c.id, id), failure)
+				failed = append(failed, id)
+				continue
 			}
 			cmds = append(cmds, n)
 		}
@@ -605,9 +685,71 @@ func (h *Handler) itemsChanged(ctx context.Context, s *Session, pc *pushColl) (b
 	if c.ModSeq == st.Cursor && !aged {
 		return false, nil
 	}
-	d, err := h.pimDiff(ctx, pc.coll, st, st.Filter, 1, nil)
+	// Items that failed for the device are no news (quarantine.go).
+	g, err := h.guard(ctx, s, pc.id, "")
+	if err != nil {
+		return false, err
+	}
+	d, err := h.pimDiff(ctx, pc.coll, st, st.Filter, 1, nil, func(id int64) bool { return g.known(itemServerID(pc.id, id)) })
 	if err != nil {
 		return false, err
 	}
 	return d.count() > 0, nil
+}
+
+// render is the codec's Render with a panic turned into an error: either
+// is the item's failure.
+func (p *pimSync) render(it store.Item, o item.Options) (app *wbxml.Node, failure error) {
+	id := itemServerID(p.c.id, it.ID)
+	defer func() {
+		if r := recover(); r != nil {
+			app, failure = nil, recovered(p.s, "rendering item "+id, r)
+		}
+	}()
+	app, err := p.codec.Render(it.Data, o)
+	if err != nil {
+		return nil, fmt.Errorf("rendering item %s: %w", id, err)
+	}
+	return app, nil
+}
+
+// retries adds to d the items that failed before and are to be tried
+// again, within the window's room left (MoreAvailable if they do not fit);
+// failed items that are gone or out of the window are forgotten.
+func (p *pimSync) retries(ctx context.Context, g *itemGuard, d *pimDiff) error {
+	for _, id := range d.gone {
+		g.ok(itemServerID(p.c.id, id))
+	}
+	since := filterSince(p.h.deps.Now(), p.c.filter)
+	room := p.c.window - d.count()
+	for _, sid := range g.retrying() {
+		id := parseItemServerID(sid, p.c.id)
+		if id == 0 || slices.Contains(d.gone, id) {
+			g.ok(sid)
+			continue
+		}
+		if room <= 0 {
+			d.more = true
+			return nil
+		}
+		it, err := p.h.deps.Items.Item(ctx, p.f.coll, id)
+		if errors.Is(err, store.ErrNotFound) {
+			g.ok(sid)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !inWindow(it.End, since) {
+			g.ok(sid)
+			continue
+		}
+		if _, held := p.st.Held[id]; held {
+			d.changes = append(d.changes, it)
+		} else {
+			d.adds = append(d.adds, it)
+		}
+		room--
+	}
+	return nil
 }

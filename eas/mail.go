@@ -3,7 +3,11 @@ package eas
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +26,10 @@ type MailAccount struct {
 
 // String hides the password from logs and fmt verbs.
 func (a MailAccount) String() string { return a.Login }
+
+// LogValue keeps the password out of structured logs: slog's JSON handler
+// would otherwise write every field.
+func (a MailAccount) LogValue() slog.Value { return slog.StringValue(a.Login) }
 
 // MailBackend is the mailbox behind FolderSync, Sync, ItemOperations and
 // GetItemEstimate for the email class; imapbridge.Backend implements it
@@ -42,7 +50,9 @@ type MailBackend interface {
 	// Fetch streams the full RFC 5322 text of the messages uids, calling
 	// fn once per message that still exists, in any order; body is valid
 	// only during the call, and fn need not read it to the end. An error
-	// from fn stops Fetch and is returned.
+	// from fn stops Fetch and is returned. Messages the upstream refuses
+	// one by one (not a failed connection) are left out: Fetch gives the
+	// others to fn, then returns a *MailItemError naming them.
 	Fetch(ctx context.Context, a MailAccount, folder string, uids []uint32, fn func(m MailMeta, body io.Reader) error) error
 	// SetFlags changes flags and keywords of one message; absent fields
 	// stay as they are. A message that no longer exists is not an error.
@@ -57,6 +67,28 @@ type MailBackend interface {
 	RenameFolder(ctx context.Context, a MailAccount, from, to string) error
 	// DeleteFolder deletes a folder and its messages.
 	DeleteFolder(ctx context.Context, a MailAccount, name string) error
+}
+
+// MailItemError is the error of a Fetch that left messages out because
+// the upstream refused them, each on its own (an IMAP NO or BAD to a FETCH
+// of that message alone, or an answer without its body), while the other
+// messages were given to the callback. Sync skips those messages and
+// counts a strike against each for the device (quarantine.go); other
+// commands treat it as any upstream failure.
+type MailItemError struct {
+	// Failed maps each message left out (UID) to the upstream's answer.
+	Failed map[uint32]error
+}
+
+// Error lists the messages left out, by UID.
+func (e *MailItemError) Error() string {
+	uids := slices.Sorted(maps.Keys(e.Failed))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d message(s) refused by the upstream:", len(uids))
+	for _, u := range uids {
+		fmt.Fprintf(&b, " %d (%v);", u, e.Failed[u])
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
 
 // ErrMailFolderGone reports a folder that does not exist (any more).

@@ -154,9 +154,18 @@ func (m *mailSync) clientFetch(ctx context.Context, id string) error {
 		node = n
 		return err
 	})
+	var ie *MailItemError
 	switch {
 	case errors.Is(err, ErrMailFolderGone):
 		m.responses = append(m.responses, notFound)
+		return nil
+	case errors.As(err, &ie):
+		// The upstream refuses this one message: status 6 for it
+		// (MS-ASCMD 2.2.3.177.17, error in client/server conversion)
+		// instead of failing the whole Sync, which the phone would
+		// retry for ever.
+		m.s.Log.Warn("fetch refused by the upstream", "item", id, "err", err)
+		m.responses = append(m.responses, wbxml.E(wbxml.AirSyncFetch, wbxml.T(wbxml.AirSyncServerId, id), wbxml.T(wbxml.AirSyncStatus, "6")))
 		return nil
 	case err != nil:
 		return mailError(err)

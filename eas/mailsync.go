@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ type mailSync struct {
 
 	responses []*wbxml.Node // Responses > Change/Fetch
 	dirty     bool          // client commands changed st
+	// guard holds the collection's failed messages (quarantine.go);
+	// failedAdds are the messages of this response that failed.
+	guard      *itemGuard
+	failedAdds []uint32
 	// clearMoves, when set, clears the pending moves applied to st; it
 	// runs after the new state is saved.
 	clearMoves func(context.Context) error
@@ -118,6 +123,10 @@ func (m *mailSync) restart(ctx context.Context, uidValidity uint32) (*wbxml.Node
 	if err := m.h.deps.Store.DeleteSyncStates(ctx, m.s.Device.ID, m.c.id); err != nil {
 		return nil, err
 	}
+	// The UIDs of its failed messages name other messages now.
+	if err := m.h.forgetCollection(ctx, m.s, m.c.id); err != nil {
+		return nil, err
+	}
 	return collStatus(m.c, syncInvalidKey), nil
 }
 
@@ -137,9 +146,16 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 	now := h.deps.Now()
 	since := filterSince(now, c.filter)
 	sameFilter := st.Filter == c.filter
+	g, err := h.guard(ctx, s, c.id, m.f.name)
+	if err != nil {
+		return nil, err
+	}
+	m.guard = g
 	// Fast path: the folder's counters are what they were and CONDSTORE
-	// vouches for flags, nothing aged out, nothing left over: no changes.
-	if sameFilter && !st.Sent.More && st.Last.HighestModSeq != 0 && !agedOut(st, c.filter, since) {
+	// vouches for flags, nothing aged out, nothing left over (messages
+	// that failed and are to be tried again count as left over): no
+	// changes.
+	if sameFilter && !st.Sent.More && st.Last.HighestModSeq != 0 && !agedOut(st, c.filter, since) && len(g.retrying()) == 0 {
 		stat, err := h.deps.Mail.Status(ctx, s.Account, m.f.name)
 		if err != nil {
 			return nil, m.folderErr(err)
@@ -195,8 +211,17 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 	slices.Sort(changed)
 	var adds []uint32
 	for i := len(scan.UIDs) - 1; i >= 0; i-- { // newest first
-		if _, ok := st.Items[scan.UIDs[i]]; !ok {
+		// Quarantined messages are neither sent nor counted as left over.
+		if _, ok := st.Items[scan.UIDs[i]]; !ok && !g.quarantined(serverID(c.id, scan.UIDs[i])) {
 			adds = append(adds, scan.UIDs[i])
+		}
+	}
+	for id := range g.strikes {
+		// Failed messages gone from the window (or held since) are
+		// forgotten.
+		_, uid, ok := parseServerID(id)
+		if _, held := st.Items[uid]; !ok || !inWin[uid] || held {
+			g.ok(id)
 		}
 	}
 	// The window counts every command (MS-ASCMD 2.2.3.199).
@@ -260,6 +285,7 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 		cmds = append(cmds, n)
 	}
 	if len(cmds) == 0 && len(sentAdds) == 0 && !m.dirty && !sent.More {
+		s.BeforeSend(g.commit)
 		return m.unchangedWith(ctx, nst)
 	}
 	// Adds are fetched and encoded one by one while the response is
@@ -270,7 +296,10 @@ func (m *mailSync) changes(ctx context.Context) (*wbxml.Node, error) {
 	})
 	s.BeforeSend(func(ctx context.Context) error {
 		nst.Sent = sent
-		return h.putMailState(ctx, s, c.id, nst)
+		if err := h.putMailState(ctx, s, c.id, nst); err != nil {
+			return err
+		}
+		return g.commit(ctx)
 	})
 	return h.collResponse(c, nst.key(), syncOK, func(n *wbxml.Node) {
 		m.fillResponses(n)
@@ -349,9 +378,29 @@ func (m *mailSync) replay(ctx context.Context, next *mailState) (*wbxml.Node, er
 			cmds = append(cmds, n)
 		}
 	}
+	g, err := m.h.guard(ctx, m.s, c.id, m.f.name)
+	if err != nil {
+		return nil, err
+	}
+	m.guard = g
 	sent := sentItems{More: next.Sent.More}
 	gen := m.commands(cmds, next.Sent.Adds, &sent, func(MailMeta) {})
 	more := next.Sent.More
+	m.s.BeforeSend(func(ctx context.Context) error {
+		if len(m.failedAdds) > 0 {
+			// Messages that went out the first time and fail now: the
+			// device does not get them this time, so the state must not
+			// say it holds them (the next Sync tries them again).
+			for _, uid := range m.failedAdds {
+				delete(next.Items, uid)
+			}
+			next.Sent.Adds = slices.DeleteFunc(next.Sent.Adds, func(u uint32) bool { return slices.Contains(m.failedAdds, u) })
+			if err := m.h.putMailState(ctx, m.s, c.id, next); err != nil {
+				return err
+			}
+		}
+		return g.commit(ctx)
+	})
 	return m.h.collResponse(c, next.key(), syncOK, func(n *wbxml.Node) {
 		m.fillResponses(n)
 		n.Append(gen, moreAvailable(&more))
@@ -398,27 +447,57 @@ func (m *mailSync) commands(cmds []*wbxml.Node, adds []uint32, sent *sentItems, 
 			}
 			chunk := adds[:min(len(adds), fetchChunk)]
 			adds = adds[len(chunk):]
+			given := false // a message of the chunk came: the upstream works
 			err := m.h.deps.Mail.Fetch(m.ctx, m.s.Account, m.f.name, chunk, func(mm MailMeta, body io.Reader) error {
+				given = true
 				if len(sent.Adds) > 0 && bytes+mm.Size > syncBudget {
 					sent.More = true
 					return nil
 				}
 				bytes += mm.Size
-				it, err := m.h.convert(m.ctx, m.s, m.f, mm, body, opts)
+				id := serverID(m.c.id, mm.UID)
+				fl, err := m.h.flagOf(m.ctx, m.s, m.f, mm)
 				if err != nil {
 					return err
+				}
+				it, failure, err := m.convertGuarded(mm, fl, body, opts)
+				if err != nil {
+					return err
+				}
+				if failure != nil {
+					// Left out, not recorded as sent: tried again later.
+					m.itemFailed(mm.UID, failure)
+					return nil
 				}
 				defer it.Close()
 				if err := start(); err != nil {
 					return err
 				}
-				if err := e.EncodeElement(wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, serverID(m.c.id, mm.UID)), it.Node)); err != nil {
+				if err := e.EncodeElement(wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, id), it.Node)); err != nil {
 					return err
 				}
 				sent.Adds = append(sent.Adds, mm.UID)
+				m.guard.ok(id)
 				added(mm)
 				return nil
 			})
+			var ie *MailItemError
+			if errors.As(err, &ie) && !given {
+				// Every message refused: the upstream may be failing,
+				// not the messages. Ask it for one it gave before.
+				if cerr := m.controlFetch(); cerr != nil {
+					err = fmt.Errorf("%w; a message it gave before fails too: %w", err, cerr)
+					ie = nil
+				}
+			}
+			if ie != nil {
+				// The upstream refused these messages (and gave the
+				// others): left out, tried again later.
+				for _, uid := range slices.Sorted(maps.Keys(ie.Failed)) {
+					m.itemFailed(uid, ie.Failed[uid])
+				}
+				err = nil
+			}
 			if err != nil {
 				return mailError(err)
 			}
@@ -430,9 +509,61 @@ func (m *mailSync) commands(cmds []*wbxml.Node, adds []uint32, sent *sentItems, 
 	}}
 }
 
+// controlFetch fetches the newest message the device holds (the
+// upstream gave it before) and discards it: an error says the upstream
+// fails whatever it is asked, so messages it refused are not to blame.
+// Without such a message there is no telling: nil.
+func (m *mailSync) controlFetch() error {
+	var uid uint32
+	for u := range m.st.Items {
+		uid = max(uid, u)
+	}
+	if uid == 0 {
+		return nil
+	}
+	return m.h.deps.Mail.Fetch(m.ctx, m.s.Account, m.f.name, []uint32{uid}, func(_ MailMeta, body io.Reader) error {
+		_, err := io.Copy(io.Discard, body)
+		return err
+	})
+}
+
+// itemFailed records a message of this response that failed.
+func (m *mailSync) itemFailed(uid uint32, err error) {
+	m.failedAdds = append(m.failedAdds, uid)
+	m.guard.fail(serverID(m.c.id, uid), err)
+}
+
+// convertGuarded is convertFlagged for Sync: a conversion that fails or
+// panics is the message's failure (failure), to be left out, unless the
+// read of the message or a spool write failed (err: the response fails,
+// the client retries).
+func (m *mailSync) convertGuarded(mm MailMeta, fl *email.Flag, body io.Reader, opts email.Options) (it *email.Item, failure, err error) {
+	wr := &watchedReader{r: body}
+	defer func() {
+		if r := recover(); r != nil {
+			it, err = nil, nil
+			failure = recovered(m.s, "converting message "+serverID(m.c.id, mm.UID), r)
+		}
+	}()
+	it, err = m.h.convertFlagged(m.ctx, m.s, m.f, mm, fl, wr, opts)
+	if err == nil || wr.err != nil || environmentFailure(m.ctx, err) {
+		return it, nil, err
+	}
+	return nil, err, nil
+}
+
 // convert renders one message as ApplicationData (it.Node); the caller
 // closes the item once its Node is encoded.
 func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm MailMeta, body io.Reader, opts email.Options) (*email.Item, error) {
+	fl, err := h.flagOf(ctx, s, f, mm)
+	if err != nil {
+		return nil, err
+	}
+	return h.convertFlagged(ctx, s, f, mm, fl, body, opts)
+}
+
+// convertFlagged is convert with the message's follow-up flag known.
+func (h *Handler) convertFlagged(ctx context.Context, s *Session, f *folderView, mm MailMeta, fl *email.Flag, body io.Reader, opts email.Options) (*email.Item, error) {
 	id := serverID(f.ID, mm.UID)
 	opts.FileRef = func(part string) string { return id + ":" + part }
 	meta := email.Meta{
@@ -442,12 +573,8 @@ func (h *Handler) convert(ctx context.Context, s *Session, f *folderView, mm Mai
 		Size:       mm.Size,
 		Answered:   mm.Flags&FlagAnswered != 0,
 		Forwarded:  mm.Flags&FlagForwarded != 0,
+		Flag:       fl,
 	}
-	fl, err := h.flagOf(ctx, s, f, mm)
-	if err != nil {
-		return nil, err
-	}
-	meta.Flag = fl
 	it, err := email.Convert(body, meta, opts)
 	if err != nil {
 		return nil, fmt.Errorf("converting message %s: %w", id, err)

@@ -77,6 +77,10 @@ func (h *Handler) mailChanged(ctx context.Context, s *Session, pc *pushColl, kno
 		}
 		maps.Copy(items, pm.Added)
 	}
+	// Messages that failed for the device are no news (quarantine.go).
+	if scan, err = h.hideFailed(ctx, s, pc.id, items, scan); err != nil {
+		return false, err
+	}
 	return countChanges(items, scan) > 0, nil
 }
 

@@ -397,6 +397,11 @@ func (h *Handler) loadMailState(ctx context.Context, s *Session, coll, key strin
 	if err != nil {
 		return nil, err
 	}
+	if string(ss.Data) == resyncMarker {
+		// 'easd device resync' reset the folder (quarantine.go).
+		s.Log.Info("folder was reset by an administrator: client starts over", "collection", coll)
+		return nil, nil
+	}
 	st, err := unmarshalMailState(ss.Data)
 	if err != nil {
 		s.Log.Warn("unreadable sync state: client starts over", "collection", coll, "err", err)

@@ -236,6 +236,16 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 // connection is closed rather than drained, and the error is returned as
 // is; if fn's error comes from a failed read of the body, an error
 // wrapping ErrUnavailable is returned instead.
+//
+// A server that refuses a FETCH over one message is narrowed down to the
+// culprit (fetchRefused): the messages not given to fn yet are fetched
+// again, the suspect alone, the others in halves, and a message that is
+// refused when fetched alone is left out; once the others are given to fn,
+// Fetch returns an *eas.MailItemError naming the messages left out. A
+// connection that fails without such an answer (a cut, a timeout) is no
+// message's fault: Fetch returns that error, as before. (Whether a server
+// that refuses every message is failing rather than the messages is for
+// the caller to tell: it knows a message that was readable before.)
 func (b *Backend) Fetch(ctx context.Context, a eas.MailAccount, folder string, uids []uint32, fn func(m eas.MailMeta, body io.Reader) error) error {
 	uids = slices.Compact(slices.Sorted(slices.Values(uids)))
 	if len(uids) > 0 && uids[0] == 0 {
@@ -244,29 +254,101 @@ func (b *Backend) Fetch(ctx context.Context, a eas.MailAccount, folder string, u
 	if len(uids) == 0 {
 		return nil
 	}
-	return b.run(ctx, a, "Fetch", folder, func(s *session) error {
-		if _, err := s.selectFolder(folder, true); err != nil {
-			return err
-		}
-		for batch := range slices.Chunk(uids, s.b.batch) {
-			if err := s.fetchBatch(batch, fn); err != nil {
+	failed := map[uint32]error{}
+	work := [][]uint32{uids}
+	for len(work) > 0 {
+		g := work[0]
+		work = work[1:]
+		p := fetchProgress{done: map[uint32]bool{}}
+		err := b.run(ctx, a, "Fetch", folder, func(s *session) error {
+			if _, err := s.selectFolder(folder, true); err != nil {
 				return err
 			}
+			for batch := range slices.Chunk(g, s.b.batch) {
+				if err := s.fetchBatch(batch, fn, &p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			continue
 		}
+		if p.refusal == nil || ctx.Err() != nil {
+			return err
+		}
+		rest := slices.DeleteFunc(slices.Clone(g), func(u uint32) bool { return p.done[u] })
+		switch {
+		case len(rest) == 0:
+		case len(g) == 1:
+			// Refused alone: this message's own failure.
+			failed[g[0]] = p.refusal
+			b.log.Warn("imap backend: message refused", "user", a.Login, "folder", folder, "uid", g[0], "err", p.refusal)
+		case p.suspect != 0 && slices.Contains(rest, p.suspect):
+			work = append(work, []uint32{p.suspect})
+			if others := slices.DeleteFunc(rest, func(u uint32) bool { return u == p.suspect }); len(others) > 0 {
+				work = append(work, others)
+			}
+		case len(rest) == 1:
+			work = append(work, rest)
+		default:
+			work = append(work, rest[:len(rest)/2], rest[len(rest)/2:])
+		}
+	}
+	if len(failed) == 0 {
 		return nil
-	})
+	}
+	return &eas.MailItemError{Failed: failed}
+}
+
+// fetchProgress is what one Fetch attempt achieved: the messages given to
+// fn, and whether the server refused the command (refusal) rather than
+// the connection failing, with the message it choked on (suspect), when
+// it said.
+type fetchProgress struct {
+	done    map[uint32]bool
+	refusal error
+	suspect uint32
+}
+
+// fetchRefused decides whether a failed UID FETCH is the server refusing
+// it: a NO or BAD answer other than one about the server's state, or,
+// whatever the
+// error, a last message answered without the body asked for. Dovecot does
+// the latter with a message file it cannot read ("* n FETCH (UID u FLAGS
+// ...)" without BODY[], then "* BYE FETCH failed" and the connection
+// closed); that message is the suspect. A cut connection leaves no such
+// trace: a literal cut short fails in bodyReader, and no answer at all is
+// no message's fault.
+func fetchRefused(err error, lastUID uint32, lastBodiless bool, p *fetchProgress) {
+	var ierr *imap.Error
+	answered := errors.As(err, &ierr) && (ierr.Type == imap.StatusResponseTypeNo || ierr.Type == imap.StatusResponseTypeBad)
+	if answered {
+		switch ierr.Code {
+		case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, imap.ResponseCodeInUse:
+			// The server's state, not the messages' (RFC 5530).
+			answered = false
+		}
+	}
+	switch {
+	case lastBodiless && lastUID != 0:
+		p.suspect = lastUID
+		p.refusal = fmt.Errorf("UID FETCH %d: answered without the message, then: %w", lastUID, err)
+	case answered:
+		p.refusal = fmt.Errorf("UID FETCH: %w", err)
+	}
 }
 
 // fetchBatch fetches the messages uids, as Fetch does.
-func (s *session) fetchBatch(uids []uint32, fn func(m eas.MailMeta, body io.Reader) error) error {
+func (s *session) fetchBatch(uids []uint32, fn func(m eas.MailMeta, body io.Reader) error, p *fetchProgress) error {
 	late := make(map[uint32]eas.MailMeta) // bodies that came too early
 	var lateUIDs []uint32
-	err := s.fetchBodies(uidSet(uids), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true}, late, &lateUIDs, fn)
+	err := s.fetchBodies(uidSet(uids), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true}, late, &lateUIDs, fn, p)
 	if err != nil || len(lateUIDs) == 0 {
 		return err
 	}
 	for _, uid := range lateUIDs {
-		if err := s.fetchBodies(uidSet([]uint32{uid}), &imap.FetchOptions{UID: true}, late, nil, fn); err != nil {
+		if err := s.fetchBodies(uidSet([]uint32{uid}), &imap.FetchOptions{UID: true}, late, nil, fn, p); err != nil {
 			return err
 		}
 	}
@@ -277,8 +359,9 @@ func (s *session) fetchBatch(uids []uint32, fn func(m eas.MailMeta, body io.Read
 // and calls fn for each body. On the first try (lateUIDs not nil), a body
 // that comes before the other items of its message is skipped, and the
 // message's UID added to lateUIDs and its meta to late; on the second
-// (lateUIDs nil), the meta comes from late.
-func (s *session) fetchBodies(set imap.UIDSet, opts *imap.FetchOptions, late map[uint32]eas.MailMeta, lateUIDs *[]uint32, fn func(m eas.MailMeta, body io.Reader) error) error {
+// (lateUIDs nil), the meta comes from late. The messages given to fn are
+// recorded in p, and so is a refusal of the command (fetchRefused).
+func (s *session) fetchBodies(set imap.UIDSet, opts *imap.FetchOptions, late map[uint32]eas.MailMeta, lateUIDs *[]uint32, fn func(m eas.MailMeta, body io.Reader) error, p *fetchProgress) error {
 	opts.BodySection = []*imap.FetchItemBodySection{{Peek: true}}
 	cmd := s.c.Fetch(set, opts)
 	complete := false
@@ -290,12 +373,15 @@ func (s *session) fetchBodies(set imap.UIDSet, opts *imap.FetchOptions, late map
 		}
 		cmd.Close()
 	}()
+	var lastUID uint32
+	lastBodiless := false
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		skipped := false
+		skipped, gotBody := false, false
 		m, have, err := readMeta(msg, func(m eas.MailMeta, have metaItems, item imapclient.FetchItemDataBodySection) error {
 			if item.Section != nil && (len(item.Section.Part) > 0 || item.Section.Specifier != imap.PartSpecifierNone) {
 				return nil // not ours
 			}
+			gotBody = true
 			if lateUIDs == nil {
 				if lm, ok := late[m.UID]; ok && have&haveUID != 0 {
 					m = lm
@@ -321,10 +407,14 @@ func (s *session) fetchBodies(set imap.UIDSet, opts *imap.FetchOptions, late map
 			if _, err := io.Copy(io.Discard, br); err != nil {
 				return fmt.Errorf("UID FETCH: reading message %d: %w", m.UID, br.err)
 			}
+			p.done[m.UID] = true
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if have&haveUID != 0 {
+			lastUID, lastBodiless = m.UID, !gotBody
 		}
 		if skipped && lateUIDs != nil && have&haveUID != 0 {
 			late[m.UID] = m
@@ -333,6 +423,7 @@ func (s *session) fetchBodies(set imap.UIDSet, opts *imap.FetchOptions, late map
 	}
 	complete = true
 	if err := cmd.Close(); err != nil && !isNo(err, responseCodeExpungeIssued) {
+		fetchRefused(err, lastUID, lastBodiless, p)
 		return fmt.Errorf("UID FETCH: %w", err)
 	}
 	return nil
