@@ -382,7 +382,12 @@ func (a *Autodiscover) authError(w http.ResponseWriter, r *http.Request, err err
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+a.cfg.Realm+`"`)
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "30")
+		// The lockout's own remaining time when there is one.
+		retry := 30
+		if e.RetryAfter > 0 {
+			retry = e.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	}
 	http.Error(w, http.StatusText(code), code)
 }

@@ -35,6 +35,7 @@ type Store interface {
 	UserStore
 	Device(ctx context.Context, userID int64, deviceID string) (store.Device, error)
 	TouchDevice(ctx context.Context, d store.Device) (store.Device, error)
+	AddDevice(ctx context.Context, d store.Device, maxPerUser int) (store.Device, error)
 	Devices(ctx context.Context, userID int64) ([]store.Device, error)
 	UpdateDevice(ctx context.Context, d store.Device) error
 	SetDeviceAccess(ctx context.Context, id int64, access store.DeviceAccess) error
@@ -63,8 +64,10 @@ type Config struct {
 	// AccessRules decide the access state of a device on first contact;
 	// the first match wins, no match allows.
 	AccessRules []AccessRule
-	// MaxDevicesPerUser refuses new devices beyond this count (status 177);
-	// 0 means no limit.
+	// MaxDevicesPerUser refuses new devices beyond this count (status 177,
+	// HTTP 403); 0 means no limit. The count and the registration are one
+	// store transaction (store.Store.AddDevice), so phones of one user
+	// making first contact at the same time cannot exceed it.
 	MaxDevicesPerUser int
 	// Domain completes addresses of users whose login has no '@'.
 	Domain string
@@ -77,8 +80,14 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxConcurrent bounds commands running at once; beyond it requests
 	// get HTTP 503 with Retry-After (MS-ASHTTP 3.2.5.1) instead of piling
-	// up. 0 means no bound. Long polls will give up their slot while parked.
+	// up. 0 means no bound. Long polls give up their slot while parked.
 	MaxConcurrent int
+	// MaxUserConcurrent bounds the commands one user runs at once, all
+	// devices together, in the spirit of Exchange's EasMaxConcurrency
+	// (Set-ThrottlingPolicy, default 10); beyond it HTTP 503 with
+	// Retry-After (MS-ASHTTP 3.2.5.1). Parked long polls hold no slot.
+	// 0 means no bound.
+	MaxUserConcurrent int
 	// HeartbeatMin and HeartbeatMax bound the interval Ping and Sync may
 	// ask to be held for (MS-ASCMD 2.2.3.88; Exchange allows 60 s to
 	// 3540 s, the defaults). Outside it: Ping status 5, Sync status 14.
@@ -208,7 +217,7 @@ type Session struct {
 	ContentType string
 
 	done       []func()                      // run after the response is written
-	release    func()                        // gives the command slot back; idempotent
+	release    func()                        // gives the command slots back; idempotent
 	beforeSend []func(context.Context) error // run once the response is encoded, before it is sent
 }
 
@@ -218,8 +227,8 @@ type Session struct {
 // f is answered instead of the response.
 func (s *Session) BeforeSend(f func(context.Context) error) { s.beforeSend = append(s.beforeSend, f) }
 
-// releaseSlot gives up the command slot (Config.MaxConcurrent) early: a
-// parked request holds none.
+// releaseSlot gives up the command slots (Config.MaxConcurrent and
+// Config.MaxUserConcurrent) early: a parked request holds none.
 func (s *Session) releaseSlot() {
 	if s.release != nil {
 		s.release()
@@ -238,6 +247,7 @@ type Handler struct {
 	throttle   *throttle
 	policyHash string
 	busy       chan struct{} // one token per running command; nil when unbounded
+	userBusy   *userSlots    // running commands per user; nil when unbounded
 	locks      keyLocks      // per (device, collection) sync state
 	checks     chan struct{} // one token per password check running
 	hub        *hub          // parked requests of this process
@@ -258,6 +268,9 @@ func NewHandler(cfg Config, deps Deps) *Handler {
 	h.policyHash = cfg.Policy.Hash()
 	if cfg.MaxConcurrent > 0 {
 		h.busy = make(chan struct{}, cfg.MaxConcurrent)
+	}
+	if cfg.MaxUserConcurrent > 0 {
+		h.userBusy = newUserSlots(cfg.MaxUserConcurrent)
 	}
 	h.checks = newChecks()
 	h.hub = newHub()
@@ -342,21 +355,14 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, req, 0, err)
 		return
 	}
-	// The command slot is taken after authentication, so that a flood of
-	// unauthenticated requests cannot crowd out real users.
-	var release func()
-	if h.busy != nil {
-		select {
-		case h.busy <- struct{}{}:
-			var once sync.Once
-			release = func() { once.Do(func() { <-h.busy }) }
-			defer release()
-		default:
-			h.writeError(w, r, req, 0, &Error{HTTP: http.StatusServiceUnavailable, RetryAfter: 10,
-				Err: fmt.Errorf("overloaded: %d commands running", cap(h.busy))})
-			return
-		}
+	// The command slots are taken after authentication, so that a flood
+	// of unauthenticated requests cannot crowd out real users.
+	release, err := h.takeSlots(user)
+	if err != nil {
+		h.writeError(w, r, req, 0, err)
+		return
 	}
+	defer release()
 	log := h.deps.LoggerFrom(ctx, h.deps.Logger).With("user", user.Name, "device", req.DeviceID, "cmd", req.Cmd)
 	if user.Disabled {
 		h.writeError(w, r, req, cmd.tag, &Error{Status: StatusUserDisabledForSync, HTTP: http.StatusForbidden, Err: fmt.Errorf("user %s is disabled", user.Name)})
@@ -475,8 +481,11 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	// the real server's does.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout)) // wall clock: a network deadline
 	body := http.MaxBytesReader(w, r.Body, limit)
-	// About one element per 4 bytes at most: bound the tree by the body.
-	lim := wbxml.Limits{MaxTotal: limit, MaxOpaqueLen: limit, MaxElements: int(min(limit/4+64, 1<<20))}
+	// About one element per 4 bytes at most: bound the tree by the body,
+	// and by maxElements whatever the body (~130 bytes each while
+	// decoding). Depth and string length keep wbxml.DefaultLimits (64
+	// levels; a string cannot outgrow the body).
+	lim := wbxml.Limits{MaxTotal: limit, MaxOpaqueLen: limit, MaxElements: int(min(limit/4+64, maxElements))}
 	// Peek one byte: chunked requests have ContentLength -1 and may be empty.
 	var first [1]byte
 	n, err := io.ReadFull(body, first[:])
@@ -493,10 +502,19 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	return node, nil
 }
 
+// bodyError answers a body that could not be decoded: 413 when it is, or
+// declares itself, over the byte limit (an OPAQUE longer than the limit
+// is refused before it is read, chunked or not), else status 102
+// InvalidWBXML (MS-ASCMD 2.2.2), HTTP 400 before 14.0.
 func bodyError(err error) error {
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return HTTPError(http.StatusRequestEntityTooLarge, "body over the %d byte limit", mb.Limit)
+	}
+	var le *wbxml.LimitError
+	if errors.As(err, &le) && (le.Limit == "MaxTotal" || le.Limit == "MaxOpaqueLen") {
+		// readBody sets both to the body limit.
+		return &Error{HTTP: http.StatusRequestEntityTooLarge, Err: err}
 	}
 	// MS-ASCMD 2.2.2: 102 InvalidWBXML.
 	return &Error{Status: StatusInvalidWBXML, HTTP: http.StatusBadRequest, Err: err}
@@ -622,7 +640,7 @@ func (h *Handler) authenticate(r *http.Request) (store.User, error) {
 		h.throttle.end(false, keys...)
 		return store.User{}, &Error{HTTP: http.StatusServiceUnavailable, Err: errors.New("too many password checks waiting")}
 	}
-	u, err := h.deps.Auth.Authenticate(ctx, login, pw)
+	u, err := h.checkPassword(ctx, r, login, pw)
 	<-h.checks
 	switch {
 	case err == nil:
@@ -633,7 +651,9 @@ func (h *Handler) authenticate(r *http.Request) (store.User, error) {
 		return store.User{}, &Error{HTTP: http.StatusUnauthorized, Err: fmt.Errorf("login %q from %s: %w", login, addr, err)}
 	default:
 		h.throttle.end(false, keys...)
-		return store.User{}, &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, Err: err}
+		// The store or the upstream could not check the password (a
+		// restart, a network blip): ask again soon, not in the default 30 s.
+		return store.User{}, &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, RetryAfter: 5, Err: err}
 	}
 }
 
@@ -650,18 +670,22 @@ func throttled(wait time.Duration, login, addr string) error {
 // the per-user limit, and refuses blocked, quarantined and wiped devices.
 func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua string) (store.Device, error) {
 	d, err := h.deps.Store.Device(ctx, u.ID, req.DeviceID)
+	added := false
 	if errors.Is(err, store.ErrNotFound) {
-		if h.cfg.MaxDevicesPerUser > 0 {
-			devs, err := h.deps.Store.Devices(ctx, u.ID)
-			if err != nil {
-				return d, err
-			}
-			if len(devs) >= h.cfg.MaxDevicesPerUser {
-				return d, &Error{Status: StatusMaximumDevicesReached, HTTP: http.StatusForbidden,
-					Err: fmt.Errorf("user %s has %d devices, the limit", u.Name, len(devs))}
-			}
+		// First contact: registered with the count of the user's devices
+		// in one transaction, so the limit holds under concurrency.
+		d = store.Device{UserID: u.ID, DeviceID: req.DeviceID, DeviceType: req.DeviceType, UserAgent: ua,
+			ProtocolVersion: req.Version, Access: accessFor(h.cfg.AccessRules, req.DeviceType, "")}
+		d, err = h.deps.Store.AddDevice(ctx, d, h.cfg.MaxDevicesPerUser)
+		if errors.Is(err, store.ErrLimit) {
+			// MS-ASCMD 2.2.2: 177 MaximumDevicesReached (HTTP 403 before 14.0).
+			return d, &Error{Status: StatusMaximumDevicesReached, HTTP: http.StatusForbidden,
+				Err: fmt.Errorf("user %s has %d devices, the limit: %w", u.Name, h.cfg.MaxDevicesPerUser, err)}
 		}
-		d = store.Device{Access: accessFor(h.cfg.AccessRules, req.DeviceType, "")}
+		if err != nil {
+			return d, err
+		}
+		added = true
 	} else if err != nil {
 		return d, err
 	}
@@ -670,7 +694,7 @@ func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua str
 	// costs no store write per request.
 	fresh := d.ID != 0 && d.DeviceType == req.DeviceType && d.UserAgent == ua && d.ProtocolVersion == req.Version &&
 		h.deps.Now().Sub(d.LastSeen) < time.Minute
-	if !fresh {
+	if !fresh && !added {
 		d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.ProtocolVersion = u.ID, req.DeviceID, req.DeviceType, ua, req.Version
 		d, err = h.deps.Store.TouchDevice(ctx, d)
 		if err != nil {

@@ -1,13 +1,19 @@
 package eas
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/easd/easd/store"
 	"github.com/easd/easd/wbxml"
@@ -453,4 +459,141 @@ func TestObserve(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("observed %q, want %q", got, want)
 	}
+}
+
+// TestUserSlots checks the per-user counters behind Config.
+// MaxUserConcurrent: the bound, idempotent release, and no entry left for
+// a user with nothing running.
+func TestUserSlots(t *testing.T) {
+	u := newUserSlots(2)
+	r1, ok1 := u.acquire(1)
+	r2, ok2 := u.acquire(1)
+	if !ok1 || !ok2 {
+		t.Fatal("user 1 could not take 2 slots of 2")
+	}
+	if _, ok := u.acquire(1); ok {
+		t.Error("user 1 took a third slot of 2")
+	}
+	rb, ok := u.acquire(2)
+	if !ok {
+		t.Error("user 2 refused while user 1 is at the limit")
+	}
+	r1()
+	r1() // idempotent: gives back one slot, not two
+	r3, ok := u.acquire(1)
+	if !ok {
+		t.Fatal("user 1 refused after a release")
+	}
+	if _, ok := u.acquire(1); ok {
+		t.Error("a second release of the same slot freed another one")
+	}
+	r2()
+	r3()
+	rb()
+	if n := u.users(); n != 0 {
+		t.Errorf("%d users counted with nothing running, want 0 (counters are removed at zero)", n)
+	}
+}
+
+// TestOverloadReleasesUserSlot checks that a request refused for the
+// global bound gives its per-user slot back.
+func TestOverloadReleasesUserSlot(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxConcurrent, c.MaxUserConcurrent = 1, 1 })
+	ts.h.busy <- struct{}{} // another command is running
+	for range 2 {
+		r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")})
+		if r.code != 503 || r.header.Get("Retry-After") != "10" {
+			t.Errorf("overloaded = %d Retry-After %q, want 503 with Retry-After 10", r.code, r.header.Get("Retry-After"))
+		}
+	}
+	<-ts.h.busy
+	if r := ts.do(call{cmd: "Provision", body: provisionRequest("", "")}); r.code != 200 {
+		t.Errorf("after the load went = %d, want 200 (the user's slot was kept by a refused request?)", r.code)
+	}
+	if n := ts.h.userBusy.users(); n != 0 {
+		t.Errorf("%d users counted after every request ended", n)
+	}
+}
+
+// TestDeviceLimitConcurrent sends the first contact of many phones of one
+// user at once: the per-user device limit holds (store.AddDevice counts
+// and inserts in one transaction), the others get status 177.
+func TestDeviceLimitConcurrent(t *testing.T) {
+	const phones, limit = 12, 5
+	// Logins in flight count against the throttle (throttle.go): allow
+	// all of them at once here.
+	ts := newTestServer(t, func(c *Config) { c.MaxDevicesPerUser, c.LoginFailures = limit, 100 })
+	var body bytes.Buffer
+	if err := wbxml.Encode(&body, provisionRequest("", "")); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code   int
+		status string
+		err    error
+	}
+	results := make(chan result, phones)
+	var wg sync.WaitGroup
+	for i := range phones {
+		wg.Go(func() {
+			code, status, err := provisionRaw(ts.srv.URL, fmt.Sprintf("PHONE%02d", i), body.Bytes())
+			results <- result{code, status, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		counts[fmt.Sprintf("%d/%s", r.code, r.status)]++
+	}
+	if want := map[string]int{"200/1": limit, "200/177": phones - limit}; !cmp.Equal(counts, want) {
+		t.Errorf("answers %v, want %v\n%s", counts, want, ts.logs.String())
+	}
+	u, err := ts.st.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, err := ts.st.Devices(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != limit {
+		t.Errorf("%d devices registered, want the limit %d", len(devs), limit)
+	}
+	// A registered phone still works at the limit; 12.1 gets HTTP 403.
+	if code, status, err := provisionRaw(ts.srv.URL, devs[0].DeviceID, body.Bytes()); err != nil || code != 200 || status != "1" {
+		t.Errorf("registered phone at the limit: %d %q %v", code, status, err)
+	}
+	if r := ts.do(call{cmd: "Provision", version: "12.1", device: "LATE121", body: provisionRequest("", "")}); r.code != 403 {
+		t.Errorf("12.1 phone over the limit: HTTP %d, want 403", r.code)
+	}
+}
+
+// provisionRaw posts a Provision of alice's device id and returns the
+// HTTP code and the top-level Status.
+func provisionRaw(base, device string, body []byte) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, base+Path+"?Cmd=Provision&User=alice&DeviceId="+device+"&DeviceType=iPhone", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.SetBasicAuth("alice", "alice-pw")
+	req.Header.Set("MS-ASProtocolVersion", "14.1")
+	req.Header.Set("Content-Type", "application/vnd.ms-sync.wbxml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || len(raw) == 0 {
+		return resp.StatusCode, "", err
+	}
+	n, err := wbxml.DecodeBytes(raw, wbxml.Limits{})
+	if err != nil {
+		return resp.StatusCode, "", err
+	}
+	return resp.StatusCode, n.ChildText(wbxml.ProvisionStatus), nil
 }

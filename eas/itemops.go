@@ -24,6 +24,8 @@ const (
 	itemOpsNotFound      = 6  // object not found
 	itemOpsBadRange      = 8  // byte range invalid or too large
 	itemOpsStoreUnknown  = 9  // store not known
+	itemOpsTooLarge      = 11 // requested data size too large: over the policy's MaxAttachmentSize
+	itemOpsConversion    = 14 // the item failed conversion (here: the upstream refuses to hand it out)
 	itemOpsBadAttachment = 15 // attachment or attachment id invalid
 )
 
@@ -177,9 +179,15 @@ func (h *Handler) itemFetch(ctx context.Context, s *Session, hr *hierarchy, op *
 		app = n
 		return err
 	})
+	var ie *MailItemError
 	switch {
 	case errors.Is(err, ErrMailFolderGone):
 		return fetchStatus(itemOpsNotFound, ids...), nil
+	case errors.As(err, &ie):
+		// The upstream refuses this one message: its own status, not a
+		// 503 the phone would retry for ever.
+		s.Log.Warn("fetch refused by the upstream", "item", coll+":"+strconv.FormatUint(uint64(uid), 10), "err", err)
+		return fetchStatus(itemOpsConversion, ids...), nil
 	case err != nil:
 		return nil, mailError(err)
 	case app == nil:
@@ -189,19 +197,27 @@ func (h *Handler) itemFetch(ctx context.Context, s *Session, hr *hierarchy, op *
 	return fetchStatus(itemOpsOK, ids...).Append(wbxml.T(wbxml.AirSyncClass, "Email"), props), nil
 }
 
-// attachment finds an attachment and spools its decoded bytes.
+// attachment finds an attachment and spools its decoded bytes. An
+// attachment over the policy's MaxAttachmentSize is errAttachmentTooLarge,
+// found out after spooling at most one byte more than the limit.
 func (h *Handler) attachment(ctx context.Context, s *Session, hr *hierarchy, ref string) (contentType string, data *spool.Spool, err error) {
 	fid, uid, part, ok := parseFileRef(ref)
 	f := hr.byID[fid]
 	if !ok || f == nil || f.name == "" {
 		return "", nil, nil
 	}
-	var found bool
+	var found, tooLarge bool
+	limit := h.maxAttachment()
 	sp := spool.New(0)
 	err = h.deps.Mail.Fetch(ctx, s.Account, f.name, []uint32{uid}, func(_ MailMeta, body io.Reader) error {
 		err := email.OpenPart(body, part, func(p email.PartInfo, content io.Reader) error {
 			found = true
 			contentType = p.ContentType
+			if limit > 0 {
+				n, err := io.Copy(sp, io.LimitReader(content, limit+1))
+				tooLarge = n > limit
+				return err
+			}
 			_, err := io.Copy(sp, content)
 			return err
 		})
@@ -220,6 +236,10 @@ func (h *Handler) attachment(ctx context.Context, s *Session, hr *hierarchy, ref
 		}
 		return "", nil, err
 	}
+	if tooLarge {
+		sp.Close()
+		return "", nil, fmt.Errorf("%s: %w (%d bytes)", ref, errAttachmentTooLarge, limit)
+	}
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
@@ -230,6 +250,10 @@ func (h *Handler) attachment(ctx context.Context, s *Session, hr *hierarchy, ref
 func (h *Handler) fetchAttachment(ctx context.Context, s *Session, hr *hierarchy, ref, rng string, res *itemOpsResult) (*wbxml.Node, error) {
 	idNode := wbxml.T(wbxml.AirSyncBaseFileReference, ref)
 	ct, sp, err := h.attachment(ctx, s, hr, ref)
+	if errors.Is(err, errAttachmentTooLarge) {
+		s.Log.Info("attachment refused", "err", err)
+		return fetchStatus(itemOpsTooLarge, idNode), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +343,9 @@ func (h *Handler) emptyFolder(ctx context.Context, s *Session, hr *hierarchy, op
 // getAttachment runs GetAttachment (MS-ASCMD 2.2.1.7, protocol 12.1 and
 // earlier; iOS still uses it on 12.1): the raw attachment named by the
 // AttachmentName parameter, a FileReference. An unknown attachment is
-// HTTP 500, as the command has no status codes.
+// HTTP 500, as the command has no status codes; one over the policy's
+// MaxAttachmentSize is HTTP 403 (MS-ASHTTP 3.2.5.1: refused, not to be
+// retried).
 func (h *Handler) getAttachment(ctx context.Context, s *Session, _ *wbxml.Node, w http.ResponseWriter) error {
 	if s.Req.AttachmentName == "" {
 		return HTTPError(http.StatusBadRequest, "GetAttachment without AttachmentName")
@@ -330,6 +356,9 @@ func (h *Handler) getAttachment(ctx context.Context, s *Session, _ *wbxml.Node, 
 		return err
 	}
 	ct, sp, err := h.attachment(ctx, s, hr, s.Req.AttachmentName)
+	if errors.Is(err, errAttachmentTooLarge) {
+		return &Error{HTTP: http.StatusForbidden, Err: err}
+	}
 	if err != nil {
 		return err
 	}

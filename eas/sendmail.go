@@ -169,9 +169,12 @@ func parseSend(s *Session, body *wbxml.Node, kind composeKind) (*sendRequest, er
 //     flagged \Answered or $Forwarded. A failure of those is logged only:
 //     the message went out, and a retry would send it twice.
 //  6. A refusal for good (recipient, message, size) keeps the message in
-//     Drafts and answers 120 (122 for size); a temporary failure answers
-//     111 (HTTP 503): the phone keeps the message in its Outbox and
-//     retries.
+//     Drafts and answers 120 (122 for size, HTTP 413 before 14.0); a
+//     temporary failure answers 111 (HTTP 503): the phone keeps the
+//     message in its Outbox and retries.
+//
+// An attachment over the policy's MaxAttachmentSize is answered 122 (HTTP
+// 413 before 14.0) after composing, before anything is recorded or sent.
 func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind composeKind) (*wbxml.Node, error) {
 	req, err := parseSend(s, body, kind)
 	if err != nil {
@@ -258,6 +261,17 @@ func (h *Handler) send(ctx context.Context, s *Session, body *wbxml.Node, kind c
 		return nil, &Error{Status: StatusInvalidContent, HTTP: http.StatusBadRequest, Err: err}
 	}
 	defer out.Close()
+	// The policy's MaxAttachmentSize holds for what phones send too, the
+	// original's attachments a forward adds included.
+	if limit := h.maxAttachment(); limit > 0 {
+		msg, err := out.msg.Reader()
+		if err != nil {
+			return nil, err
+		}
+		if name, over := oversizeAttachment(msg, limit, s.Log); over {
+			return nil, attachmentTooLargeError(s, fmt.Errorf("attachment %q: %w (%d bytes)", name, errAttachmentTooLarge, limit))
+		}
+	}
 	// From here on the outcome must be recorded even if the phone hangs
 	// up: work on a context that its leaving does not cancel.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
@@ -323,6 +337,9 @@ func (h *Handler) sendFailed(ctx context.Context, s *Session, setting, sum strin
 	}
 	if perr := h.putSentRecord(ctx, s, setting, sentRecord{State: "refused", Status: status, At: h.deps.Now(), Sum: sum}); perr != nil {
 		s.Log.Error("recording a refused submission", "err", perr)
+	}
+	if status == sendStatusTooLarge {
+		return attachmentTooLargeError(s, fmt.Errorf("submitting: %w", err))
 	}
 	return &Error{Status: status, Err: fmt.Errorf("submitting: %w", err)}
 }

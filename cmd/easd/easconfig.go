@@ -40,6 +40,7 @@ type easFlags struct {
 	loginFailures *int
 	loginWindow   *time.Duration
 	maxConcurrent *int
+	maxUserConc   *int
 	trusted       *string
 	hbMin, hbMax  *time.Duration
 	pingFolders   *int
@@ -69,10 +70,11 @@ func addEASFlags(fs *config.FlagSet) *easFlags {
 	f.smtpInsecure = fs.Bool("smtp-insecure", "EASD_SMTP_INSECURE", false, "accept any submission server certificate, or --smtp-tls none to a host other than loopback (DANGER: lets an interceptor collect passwords)")
 	f.authCacheTTL = fs.Duration("auth-cache-ttl", "EASD_AUTH_CACHE_TTL", 5*time.Minute, "with --auth imap: how long a verified login is remembered (as a salted hash); 0 disables")
 	f.maxBody = fs.Int("max-body", "EASD_MAX_BODY", 50<<20, "largest request body in bytes (larger gets HTTP 413)")
-	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 0, "devices per user; 0 no limit (beyond it, status 177)")
+	f.maxDevices = fs.Int("max-devices", "EASD_MAX_DEVICES", 100, "devices per user (Exchange's EasMaxDevices is 100); 0 no limit (beyond it, status 177)")
 	f.deviceRules = fs.String("device-rules", "EASD_DEVICE_RULES", "", "access of new devices, first match wins: ACCESS:TYPE[/MODEL],... with globs, e.g. quarantine:SAMSUNG*,block:*/Nokia*")
 	f.loginFailures = fs.Int("login-failures", "EASD_LOGIN_FAILURES", 10, "failed logins per user or client address before a lockout")
 	f.maxConcurrent = fs.Int("max-concurrent", "EASD_MAX_CONCURRENT", 500, "ActiveSync commands running at once; beyond it HTTP 503 with Retry-After; 0 no bound")
+	f.maxUserConc = fs.Int("max-user-concurrent", "EASD_MAX_USER_CONCURRENT", 10, "ActiveSync commands one user runs at once, all devices together (Exchange's EasMaxConcurrency is 10; parked Ping and Sync do not count); beyond it HTTP 503 with Retry-After; 0 no bound")
 	f.trusted = fs.String("trusted-proxies", "EASD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (for login throttling and logs)")
 	f.hbMin = fs.Duration("heartbeat-min", "EASD_HEARTBEAT_MIN", 60*time.Second, "shortest interval a phone may ask Ping or Sync to be held (shorter: Ping status 5, Sync status 14, with the bound)")
 	f.hbMax = fs.Duration("heartbeat-max", "EASD_HEARTBEAT_MAX", 3540*time.Second, "longest interval a phone may ask Ping or Sync to be held")
@@ -107,6 +109,10 @@ func (f *easFlags) config() (eas.Config, error) {
 	c.MaxDevicesPerUser = *f.maxDevices
 	c.LoginFailures, c.LoginWindow = *f.loginFailures, *f.loginWindow
 	c.MaxConcurrent = *f.maxConcurrent
+	c.MaxUserConcurrent = *f.maxUserConc
+	if c.MaxConcurrent < 0 || c.MaxUserConcurrent < 0 || c.MaxDevicesPerUser < 0 {
+		return c, usageError("--max-concurrent, --max-user-concurrent and --max-devices must not be negative")
+	}
 	if *f.hbMin < time.Second || *f.hbMax < *f.hbMin {
 		return c, usageError("--heartbeat-min %v, --heartbeat-max %v: want 1s <= min <= max", *f.hbMin, *f.hbMax)
 	}
