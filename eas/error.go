@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/easd/easd/store"
 )
 
 // Error is the one protocol error type. The client sees Status (in the
@@ -91,6 +93,13 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The database is restarting: MS-ASCMD 2.2.2 111
+		// ServerErrorRetryLater, sent as HTTP 503 with Retry-After
+		// (MS-ASHTTP 3.2.5.1); nothing was saved, the same request
+		// gets the answer it would have had.
+		return &Error{Status: StatusServerErrorRetryLater, HTTP: http.StatusServiceUnavailable, RetryAfter: 5, Err: err}
 	}
 	return &Error{Status: StatusServerError, HTTP: http.StatusInternalServerError, Err: err}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -61,6 +62,12 @@ type DovecotServer struct {
 	mailUID, mailGID int
 	// users are the user names, in lower case.
 	users []string
+
+	// bin and token start it again (Start); stop stops the running
+	// instance, nil while stopped.
+	bin, token string
+	runMu      sync.Mutex
+	stop       func() error
 }
 
 // dovecotIdentity is who the Dovecot processes run as.
@@ -189,8 +196,9 @@ func DovecotWith(t testing.TB, users map[string]string, opts DovecotOptions) *Do
 		}
 		stop, err := d.start(bin, token)
 		if err == nil {
+			d.bin, d.token, d.stop = bin, token, stop
 			t.Cleanup(func() {
-				if err := stop(); err != nil {
+				if err := d.Stop(); err != nil && !errors.Is(err, errDovecotStopped) {
 					t.Errorf("testenv: stopping Dovecot: %v", err)
 				}
 				if t.Failed() {
@@ -247,6 +255,137 @@ func (d *DovecotServer) start(bin, token string) (stop func() error, err error) 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// errDovecotStopped is Stop's error when Dovecot is not running.
+var errDovecotStopped = errors.New("Dovecot is not running")
+
+// Stop stops Dovecot as "systemctl stop dovecot" does: the master and
+// every process it started (IMAP sessions, LMTP, auth) get SIGTERM at
+// once, so clients lose their connections. Dovecot's master alone would leave
+// IMAP processes serving their clients (Linux only: they are found as
+// the master's children in /proc). Mail and configuration stay; Start
+// runs it again.
+func (d *DovecotServer) Stop() error {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if d.stop == nil {
+		return errDovecotStopped
+	}
+	stop := d.stop
+	d.stop = nil
+	var kids []procID
+	if b, err := os.ReadFile(filepath.Join(d.Dir, "run", "master.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			kids = childProcs(pid)
+		}
+	}
+	// All at once, as systemd signals every process of the service.
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	err := endProcs(kids, 5*time.Second)
+	return errors.Join(<-stopped, err)
+}
+
+// procID names a process: pid and start time (clock ticks after boot),
+// so that a reused pid is not taken for it.
+type procID struct {
+	pid   int
+	start string
+}
+
+// procStat returns the parent pid and start time of pid from
+// /proc/PID/stat; ok is false if it is gone or a zombie (exited, not yet
+// reaped), or there is no /proc.
+func procStat(pid int) (ppid int, start string, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, "", false
+	}
+	// "pid (comm) state ppid ...": comm may hold anything but ends
+	// at the last ')'; the start time is field 22.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, "", false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || f[0] == "Z" {
+		return 0, "", false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[19], err == nil
+}
+
+// childProcs lists the children of pid.
+func childProcs(pid int) []procID {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var kids []procID
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, start, ok := procStat(p); ok && ppid == pid {
+			kids = append(kids, procID{p, start})
+		}
+	}
+	return kids
+}
+
+// endProcs sends SIGTERM to the processes of ps still running, and
+// SIGKILL to those still there after grace.
+func endProcs(ps []procID, grace time.Duration) error {
+	alive := func(p procID) bool {
+		_, start, ok := procStat(p.pid)
+		return ok && start == p.start
+	}
+	signal := func(sig syscall.Signal) (left []procID) {
+		for _, p := range ps {
+			if alive(p) {
+				_ = syscall.Kill(p.pid, sig)
+				left = append(left, p)
+			}
+		}
+		return left
+	}
+	ps = signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(grace); len(ps) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		ps = slices.DeleteFunc(ps, func(p procID) bool { return !alive(p) })
+	}
+	if left := signal(syscall.SIGKILL); len(left) > 0 {
+		return fmt.Errorf("%d Dovecot processes did not stop within %v of SIGTERM; killed", len(left), grace)
+	}
+	return nil
+}
+
+// Start starts the stopped Dovecot again, on the same port with the same
+// configuration, users and mail, and waits until it greets.
+func (d *DovecotServer) Start() error {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if d.stop != nil {
+		return errors.New("Dovecot is already running")
+	}
+	stop, err := d.start(d.bin, d.token)
+	if err != nil {
+		return err
+	}
+	d.stop = stop
+	return nil
+}
+
+// Restart is Stop then Start: every client connection is cut, and the
+// server answers again on the same address, as after "systemctl restart
+// dovecot".
+func (d *DovecotServer) Restart() error {
+	if err := d.Stop(); err != nil {
+		return err
+	}
+	return d.Start()
 }
 
 // greets reports whether the server at addr answers "* OK" with token.

@@ -182,11 +182,35 @@ func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return newConnectError(s.cfg, err)
+		return unavailable(newConnectError(s.cfg, err))
 	}
 	defer c.Release()
-	return fn(c.Conn())
+	err = fn(c.Conn())
+	if err != nil && ctx.Err() == nil && (c.Conn().IsClosed() || connLost(err)) {
+		return unavailable(err)
+	}
+	return err
 }
+
+// connLost reports whether err says the server went away or refuses
+// sessions for now: SQLSTATE class 08 (connection exception), 57P01
+// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
+func connLost(err error) bool {
+	var ce *connectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	code := pgCode(err)
+	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+}
+
+// unavailableError marks err with store.ErrUnavailable.
+type unavailableError struct{ err error }
+
+func unavailable(err error) error { return &unavailableError{err} }
+
+func (e *unavailableError) Error() string   { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.err, store.ErrUnavailable} }
 
 // withTx runs fn in a transaction on a pooled connection and commits it,
 // or rolls back if fn fails.
