@@ -88,6 +88,18 @@ func (h *Handler) moveItems(ctx context.Context, s *Session, body *wbxml.Node) (
 		}
 		groups[p] = append(groups[p], m)
 	}
+	// Moves out of one folder of a user run one at a time (in this
+	// process): two IMAP sessions MOVEing the same message at once both
+	// copy it (Dovecot's Maildir does), so a MoveItems sent twice would
+	// leave the message twice in the destination. The second waits, then
+	// finds the message gone: moved by this device (the first answer
+	// again, from the recorded moves) or by another (status 1).
+	srcLocks := make([]string, 0, len(order))
+	for _, p := range order {
+		srcLocks = append(srcLocks, "move/"+p.src)
+	}
+	unlock := h.locks.lock(-s.User.ID, srcLocks)
+	defer unlock()
 	for i, p := range order {
 		if err := h.movePair(ctx, s, mover, hr.byID[p.src], hr.byID[p.dst], groups[p]); err != nil {
 			if i == 0 {

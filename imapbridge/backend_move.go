@@ -66,22 +66,22 @@ func (b *Backend) Move(ctx context.Context, a eas.MailAccount, from string, uids
 			if err != nil {
 				return err
 			}
-			found := false
 			if uidPlus {
 				srcs, ok1 := src.Nums()
 				dsts, ok2 := dst.Nums()
-				if ok1 && ok2 && len(srcs) > 0 && len(srcs) == len(dsts) {
-					found = true
+				if ok1 && ok2 && len(srcs) == len(dsts) {
+					// COPYUID lists what was moved; an OK without it moved
+					// nothing: the messages were gone by then (expunged, or
+					// moved by another session: NO [EXPUNGEISSUED] first).
 					for i, u := range srcs {
 						moved[uint32(u)] = uint32(dsts[i])
 					}
+					continue
 				}
 			}
-			if !found {
-				// No COPYUID: moved, under UIDs unknown.
-				for _, u := range batch {
-					moved[uint32(u)] = 0
-				}
+			// No usable COPYUID: moved, under UIDs unknown.
+			for _, u := range batch {
+				moved[uint32(u)] = 0
 			}
 		}
 		return nil
