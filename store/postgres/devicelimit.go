@@ -16,18 +16,13 @@ import (
 // on this instance or another sharing the database, cannot exceed
 // maxPerUser.
 func (s *Store) AddDevice(ctx context.Context, d store.Device, maxPerUser int) (store.Device, error) {
-	if d.DeviceID == "" {
-		return store.Device{}, errors.New("postgres: add device: empty device id")
-	}
-	if d.Access == "" {
-		d.Access = store.DeviceAllowed
-	}
-	if err := checkDevice(d); err != nil {
-		return store.Device{}, err
+	d, err := newDevice(d)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: add device: %w", err)
 	}
 	now := s.stamp()
 	var got store.Device
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		var uid int64
 		err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, d.UserID).Scan(&uid)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -48,20 +43,7 @@ func (s *Store) AddDevice(ctx context.Context, d store.Device, maxPerUser int) (
 				return fmt.Errorf("user %d has %d devices, the limit: %w", d.UserID, n, store.ErrLimit)
 			}
 		}
-		got, err = scanDevice(tx.QueryRow(ctx, `
-			INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
-				friendly_name, os, os_language, phone_number, mobile_operator,
-				protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
-			ON CONFLICT (user_id, device_id) DO UPDATE SET
-				device_type = excluded.device_type,
-				user_agent = excluded.user_agent,
-				protocol_version = excluded.protocol_version,
-				last_seen = excluded.last_seen
-			RETURNING `+deviceCols,
-			d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
-			d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
-			d.ProtocolVersion, string(d.Access), int64(d.PolicyKey), d.PolicyHash, string(d.Wipe), now))
+		got, err = scanDevice(tx.QueryRow(ctx, upsertDevice, deviceArgs(d, now)...))
 		return err
 	})
 	if pgCode(err) == foreignKeyViolation {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/easd/easd/store"
 	"github.com/jackc/pgx/v5"
@@ -169,37 +170,53 @@ func checkWipe(w store.WipeState) error {
 	return fmt.Errorf("invalid wipe state %q", w)
 }
 
+// upsertDevice inserts a device (args: deviceArgs) or, when it exists,
+// updates its DeviceType, UserAgent, ProtocolVersion and LastSeen, and
+// returns its row.
+const upsertDevice = `
+	INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
+		friendly_name, os, os_language, phone_number, mobile_operator,
+		protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+	ON CONFLICT (user_id, device_id) DO UPDATE SET
+		device_type = excluded.device_type,
+		user_agent = excluded.user_agent,
+		protocol_version = excluded.protocol_version,
+		last_seen = excluded.last_seen
+	RETURNING ` + deviceCols
+
+// deviceArgs are upsertDevice's arguments.
+func deviceArgs(d store.Device, now time.Time) []any {
+	return []any{d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
+		d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
+		d.ProtocolVersion, string(d.Access), int64(d.PolicyKey), d.PolicyHash, string(d.Wipe), now}
+}
+
+// newDevice checks a device about to be registered and fills in the
+// default Access.
+func newDevice(d store.Device) (store.Device, error) {
+	if d.DeviceID == "" {
+		return d, errors.New("empty device id")
+	}
+	if d.Access == "" {
+		d.Access = store.DeviceAllowed
+	}
+	return d, checkDevice(d)
+}
+
 // TouchDevice registers the device on first contact, with all fields of d
 // and Access d.Access (DeviceAllowed when empty), or else updates its
 // DeviceType, UserAgent, ProtocolVersion and LastSeen. It returns the
 // stored record; store.ErrNotFound if the user does not exist.
 func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, error) {
-	if d.DeviceID == "" {
-		return store.Device{}, errors.New("postgres: touch device: empty device id")
-	}
-	if d.Access == "" {
-		d.Access = store.DeviceAllowed
-	}
-	if err := checkDevice(d); err != nil {
-		return store.Device{}, err
+	d, err := newDevice(d)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: touch device: %w", err)
 	}
 	now := s.stamp()
 	var got store.Device
-	err := s.withConn(ctx, func(c *pgx.Conn) (err error) {
-		got, err = scanDevice(c.QueryRow(ctx, `
-			INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
-				friendly_name, os, os_language, phone_number, mobile_operator,
-				protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
-			ON CONFLICT (user_id, device_id) DO UPDATE SET
-				device_type = excluded.device_type,
-				user_agent = excluded.user_agent,
-				protocol_version = excluded.protocol_version,
-				last_seen = excluded.last_seen
-			RETURNING `+deviceCols,
-			d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
-			d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
-			d.ProtocolVersion, string(d.Access), int64(d.PolicyKey), d.PolicyHash, string(d.Wipe), now))
+	err = s.withConn(ctx, func(c *pgx.Conn) (err error) {
+		got, err = scanDevice(c.QueryRow(ctx, upsertDevice, deviceArgs(d, now)...))
 		return err
 	})
 	if pgCode(err) == foreignKeyViolation {

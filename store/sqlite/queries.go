@@ -164,35 +164,52 @@ func checkWipe(w store.WipeState) error {
 	return fmt.Errorf("invalid wipe state %q", w)
 }
 
+// upsertDevice inserts a device (args: deviceArgs) or, when it exists,
+// updates its DeviceType, UserAgent, ProtocolVersion and LastSeen, and
+// returns its row.
+const upsertDevice = `
+	INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
+		friendly_name, os, os_language, phone_number, mobile_operator,
+		protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (user_id, device_id) DO UPDATE SET
+		device_type = excluded.device_type,
+		user_agent = excluded.user_agent,
+		protocol_version = excluded.protocol_version,
+		last_seen = excluded.last_seen
+	RETURNING ` + deviceCols
+
+// deviceArgs are upsertDevice's arguments; now is already in the
+// database's time format.
+func deviceArgs(d store.Device, now any) []any {
+	return []any{d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
+		d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
+		d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.PolicyHash, d.Wipe, now, now}
+}
+
+// newDevice checks a device about to be registered and fills in the
+// default Access.
+func newDevice(d store.Device) (store.Device, error) {
+	if d.DeviceID == "" {
+		return d, errors.New("empty device id")
+	}
+	if d.Access == "" {
+		d.Access = store.DeviceAllowed
+	}
+	return d, checkDevice(d)
+}
+
 // TouchDevice registers the device on first contact, with all fields of d
 // and Access d.Access (DeviceAllowed when empty), or else updates its
 // DeviceType, UserAgent, ProtocolVersion and LastSeen. It returns the
 // stored record; store.ErrNotFound if the user does not exist.
 func (s *Store) TouchDevice(ctx context.Context, d store.Device) (store.Device, error) {
-	if d.DeviceID == "" {
-		return store.Device{}, errors.New("sqlite: touch device: empty device id")
-	}
-	if d.Access == "" {
-		d.Access = store.DeviceAllowed
-	}
-	if err := checkDevice(d); err != nil {
-		return store.Device{}, err
+	d, err := newDevice(d)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("sqlite: touch device: %w", err)
 	}
 	now := toDB(s.stamp())
-	got, err := scanDevice(s.w.QueryRowContext(ctx, `
-		INSERT INTO devices (user_id, device_id, device_type, user_agent, model, imei,
-			friendly_name, os, os_language, phone_number, mobile_operator,
-			protocol_version, access, policy_key, policy_hash, wipe, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (user_id, device_id) DO UPDATE SET
-			device_type = excluded.device_type,
-			user_agent = excluded.user_agent,
-			protocol_version = excluded.protocol_version,
-			last_seen = excluded.last_seen
-		RETURNING `+deviceCols,
-		d.UserID, d.DeviceID, d.DeviceType, d.UserAgent, d.Model, d.IMEI,
-		d.FriendlyName, d.OS, d.OSLanguage, d.PhoneNumber, d.MobileOperator,
-		d.ProtocolVersion, d.Access, int64(d.PolicyKey), d.PolicyHash, d.Wipe, now, now))
+	got, err := scanDevice(s.w.QueryRowContext(ctx, upsertDevice, deviceArgs(d, now)...))
 	if isForeignKey(err) {
 		return store.Device{}, fmt.Errorf("sqlite: touch device %q: user %d: %w", d.DeviceID, d.UserID, store.ErrNotFound)
 	}
