@@ -363,7 +363,10 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	log := h.deps.LoggerFrom(ctx, h.deps.Logger).With("user", user.Name, "device", req.DeviceID, "cmd", req.Cmd)
+	// client: the phone's address, through trusted proxies (the access
+	// log's remote is the proxy's).
+	log := h.deps.LoggerFrom(ctx, h.deps.Logger).With("user", user.Name, "device", req.DeviceID, "cmd", req.Cmd,
+		"client", clientAddr(r, h.cfg.TrustedProxies))
 	if user.Disabled {
 		h.writeError(w, r, req, cmd.tag, &Error{Status: StatusUserDisabledForSync, HTTP: http.StatusForbidden, Err: fmt.Errorf("user %s is disabled", user.Name)})
 		return
