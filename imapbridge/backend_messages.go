@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -65,7 +66,7 @@ func (b *Backend) Scan(ctx context.Context, a eas.MailAccount, folder string, q 
 		if err != nil && !isNo(err, responseCodeExpungeIssued) {
 			return fmt.Errorf("UID SEARCH: %w", err)
 		}
-		for _, uid := range data.AllUIDs() {
+		for _, uid := range searchUIDs(data, sel.NumMessages) {
 			out.UIDs = append(out.UIDs, uint32(uid))
 		}
 		slices.Sort(out.UIDs)
@@ -632,7 +633,7 @@ func (s *session) expunge(set imap.UIDSet) error {
 		return fmt.Errorf("UID SEARCH: %w", err)
 	}
 	var others imap.UIDSet
-	if all := data.AllUIDs(); len(all) > 0 {
+	if all := searchUIDs(data, math.MaxUint32); len(all) > 0 {
 		others.AddNum(all...)
 		if err := s.store(others, imap.StoreFlagsDel, imap.FlagDeleted); err != nil {
 			return err
@@ -648,4 +649,33 @@ func (s *session) expunge(set imap.UIDSet) error {
 		return fmt.Errorf("EXPUNGE: %w", err)
 	}
 	return nil
+}
+
+// searchUIDs lists the UIDs of a UID SEARCH answer, at most max (the
+// folder's message count: a server cannot have more). go-imap's
+// AllUIDs trusts the server: it panics on "*", loops for ever on a range
+// ending at 4294967295 and allocates a slice the size of any range
+// claimed (FuzzIMAPResponses). UID 0 does not exist and is skipped.
+func searchUIDs(data *imap.SearchData, max uint32) []imap.UID {
+	if data == nil {
+		return nil
+	}
+	set, ok := data.All.(imap.UIDSet)
+	if !ok {
+		return nil
+	}
+	var out []imap.UID
+	for _, r := range set {
+		start, stop := uint64(r.Start), uint64(r.Stop)
+		if start == 0 || stop == 0 { // "*" or 0: not a UID
+			continue
+		}
+		if start > stop {
+			start, stop = stop, start
+		}
+		for u := start; u <= stop && uint32(len(out)) < max; u++ {
+			out = append(out, imap.UID(u))
+		}
+	}
+	return out
 }

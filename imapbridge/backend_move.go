@@ -57,7 +57,7 @@ func (b *Backend) Move(ctx context.Context, a eas.MailAccount, from string, uids
 		if err != nil {
 			return fmt.Errorf("UID SEARCH: %w", err)
 		}
-		existing := data.AllUIDs()
+		existing := searchUIDs(data, uint32(len(uids))) // asked about these only
 		uidPlus := s.has(imap.CapUIDPlus) || s.has(imap.CapIMAP4rev2)
 		for batch := range slices.Chunk(existing, storeBatch) {
 			var set imap.UIDSet

@@ -49,7 +49,7 @@ func (b *Backend) Search(ctx context.Context, a eas.MailAccount, folder string, 
 		if err != nil && !isNo(err, responseCodeExpungeIssued) {
 			return fmt.Errorf("UID SEARCH: %w", err)
 		}
-		for _, uid := range data.AllUIDs() {
+		for _, uid := range searchUIDs(data, sel.NumMessages) {
 			out = append(out, uint32(uid))
 		}
 		slices.Sort(out)

@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh Debian machine or a developer's laptop.
 #
 # Installs what the tests need when it is missing (PostgreSQL, libwbxml's
-# wbxml2xml/xml2wbxml, Dovecot with LMTP, Postfix, docker-compose, staticcheck), starts a throwaway PostgreSQL cluster on
+# wbxml2xml/xml2wbxml, Dovecot with LMTP, Postfix, nginx, Caddy, docker-compose, staticcheck), starts a throwaway PostgreSQL cluster on
 # loopback unless one already answers, then runs gofmt, go vet, staticcheck
 # and go test -race over every package.
 #
@@ -13,6 +13,8 @@
 #   EASD_TEST_PG_THROWAWAY=1  always start the throwaway cluster
 #   CI                  when set, tests that need a service fail instead of skipping
 #   GOTESTFLAGS         extra flags for go test (e.g. -run TestX -v)
+#   EASD_FUZZTIME       how long scripts/fuzz.sh runs each fuzz target after the
+#                       tests (default 2s; 0 skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,12 +31,20 @@ command -v psql >/dev/null || need+=(postgresql-client)
 command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 { command -v postfix >/dev/null || [ -x /usr/sbin/postfix ]; } && [ -x /usr/lib/dovecot/lmtp ] || need+=(postfix dovecot-lmtpd)
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
+# The reverse proxies docs/deployment.md configures (TestBehindNginx, TestBehindCaddy).
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need+=(nginx)
+command -v caddy >/dev/null || need+=(caddy)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   # Whatever service a package starts for itself is left alone: the suite
   # uses its own throwaway instances on loopback.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # nginx and caddy enable a service on port 80 where systemd runs; the
+  # tests start their own on loopback ports.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now nginx caddy >/dev/null 2>&1 || true
+  fi
 fi
 
 # Dovecot tells IDLE clients of changes through inotify, one instance per
@@ -107,3 +117,9 @@ staticcheck ./...
 say "go test -race (PostgreSQL: ${EASD_TEST_POSTGRES%%\?*})"
 # shellcheck disable=SC2086
 go test -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...
+# Every fuzz target for a few seconds (EASD_FUZZTIME; 0 skips): crashers found
+# before are in testdata/fuzz and already ran above; this looks a little further.
+if [ "${EASD_FUZZTIME:-2s}" != 0 ]; then
+  say "fuzz (every target, ${EASD_FUZZTIME:-2s} each)"
+  bash scripts/fuzz.sh "${EASD_FUZZTIME:-2s}"
+fi

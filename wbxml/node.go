@@ -267,8 +267,8 @@ func (d *Decoder) readElement(a *arena, root *Node) (*Node, error) {
 
 // arena hands out nodes, child slices and small values from shared slabs so
 // that decoding a tree costs a few allocations, not several per element.
-// Every slice it returns has its capacity clipped to its length, so appending
-// to it never overwrites a neighbour.
+// Every slab slice it returns has its capacity clipped to its length, so
+// appending to it never overwrites a neighbour.
 type arena struct {
 	hint  int // size of the first node slab
 	nodes []Node
@@ -304,10 +304,19 @@ func (a *arena) ptrs(src []*Node) []*Node {
 }
 
 // appendValue returns cur+b; the first segment of a value is copied into the
-// data slab (or its own allocation when large).
+// data slab (or its own allocation when large). A value of more segments
+// (mixed content, STR_I split by entities or STR_T) moves to its own buffer,
+// grown by doubling: a document of many short segments costs time linear in
+// its size, not quadratic. Slab values have no spare capacity, so only a
+// value's own buffer is ever appended to in place.
 func (a *arena) appendValue(cur, b []byte) []byte {
 	if len(cur) > 0 {
-		return append(cur[:len(cur):len(cur)], b...)
+		if len(b) > cap(cur)-len(cur) {
+			grown := make([]byte, len(cur), max(2*len(cur), len(cur)+len(b)))
+			copy(grown, cur)
+			cur = grown
+		}
+		return append(cur, b...)
 	}
 	k := len(b)
 	if k == 0 {

@@ -607,6 +607,11 @@ func (c *ctx) seriesRule() (series, bool) {
 		s.loc = w.zone.loc
 	}
 	opt.Dtstart = s.wall(w.start)
+	if opt.Dtstart.Year() < 1 {
+		// rrule-go panics on a series starting in year 0 (found by
+		// FuzzImport): such a rule is treated as no rule.
+		return series{}, false
+	}
 	if !opt.Until.IsZero() {
 		raw := rawUntil(p.Value)
 		switch {

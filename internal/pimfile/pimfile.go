@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
+
+	icsdec "github.com/easd/easd/eas/item/ics"
 )
 
 // Entry is one item read from a file.
@@ -38,16 +40,38 @@ type Problem struct {
 
 func (p Problem) Error() string { return fmt.Sprintf("line %d: %v", p.Line, p.Err) }
 
-// maxLine bounds one (unfolded) line, and maxItem one item.
+// maxLine bounds one physical line, maxItem one item (with its
+// overrides, without its time zones), maxZone one VTIMEZONE: real ones
+// take a few KiB.
 const (
 	maxLine = 1 << 20
 	maxItem = 8 << 20
+	maxZone = 64 << 10
 )
+
+// zoneBudget bounds the VTIMEZONE text copied into the items of a file of
+// n bytes: 8 times its size and 32 MiB more, beyond what calendars with a
+// few zones take (a zone of 0.5-3 KiB per item of at least a few hundred
+// bytes), and yet a bound.
+func zoneBudget(n int64) int { return int(8*n) + 32<<20 }
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // block is the text of one component, with its first line.
 type block struct {
 	kind, uid, tzid string
 	line            int
+	beginLen        int // bytes of the BEGIN line in text, line ends included
 	text            bytes.Buffer
 	refs            []string // TZIDs used
 	bad             error
@@ -58,8 +82,10 @@ type block struct {
 // it names. Broken components are Problems; an unreadable file is an
 // error.
 func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
-	sc := bufio.NewScanner(r)
+	read := &countReader{r: r}
+	sc := bufio.NewScanner(read)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
+	sc.Split(scanLines)
 	var (
 		blocks   []*block
 		zones    = map[string]*block{}
@@ -68,26 +94,36 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 		lineNo   int
 		problems []Problem
 	)
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimRight(sc.Text(), "\r")
+	// handle takes one logical line (RFC 5545 3.1: a line break followed
+	// by a space or tab continues the line): unfolded for reading, its
+	// physical lines raw for storing, rawLen their length, first the
+	// number of the first.
+	handle := func(line string, raw []string, rawLen, first int) {
 		upper := strings.ToUpper(line)
+		writeRaw := func() {
+			for _, r := range raw {
+				cur.text.WriteString(r + "\r\n")
+			}
+		}
 		switch {
 		case strings.HasPrefix(upper, "BEGIN:"):
 			name := strings.TrimSpace(upper[len("BEGIN:"):])
 			depth++
 			if depth == 2 {
-				cur = &block{kind: name, line: lineNo}
+				cur = &block{kind: name, line: first, beginLen: rawLen + 2*len(raw)}
 			}
 		case strings.HasPrefix(upper, "END:"):
 			if cur != nil && strings.TrimSpace(upper[len("END:"):]) == cur.kind {
 				// The component's own END closes it whatever was left
 				// open inside (decoding then reports it).
 				depth = 2
-				cur.text.WriteString(line + "\r\n")
+				writeRaw()
 				switch cur.kind {
 				case "VTIMEZONE":
-					if cur.tzid != "" {
+					switch {
+					case cur.text.Len() > maxZone || cur.bad != nil:
+						problems = append(problems, Problem{cur.line, fmt.Errorf("VTIMEZONE larger than %d bytes: not used", maxZone)})
+					case cur.tzid != "":
 						zones[cur.tzid] = cur
 					}
 				case "VEVENT", "VTODO", "VJOURNAL":
@@ -95,7 +131,7 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 				}
 				cur = nil
 				depth--
-				continue
+				return
 			}
 			depth--
 			if depth < 0 {
@@ -103,21 +139,25 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 			}
 		}
 		if depth >= 2 && cur != nil {
-			if cur.text.Len()+len(line) > maxItem {
+			if cur.text.Len()+rawLen > maxItem {
 				cur.bad = fmt.Errorf("component larger than %d bytes", maxItem)
-				continue
+				return
 			}
-			cur.text.WriteString(line + "\r\n")
 			if depth == 2 {
 				name, value := propOf(line)
-				switch name {
-				case "UID":
+				switch {
+				case name == "UID" && strings.TrimSpace(value) == "":
+					return // as if absent: one is made up below
+				case name == "UID" && cur.uid != "":
+					cur.bad = fmt.Errorf("%s with more than one UID", cur.kind)
+				case name == "UID":
 					cur.uid = value
-				case "TZID":
+				case name == "TZID":
 					cur.tzid = value
 				}
 			}
-			if i := strings.Index(upper, "TZID="); i >= 0 {
+			writeRaw()
+			if i := indexASCIIFold(line, "TZID="); i >= 0 {
 				v := line[i+len("TZID="):]
 				if j := strings.IndexAny(v, ":;"); j >= 0 {
 					v = v[:j]
@@ -126,6 +166,42 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 			}
 		}
 	}
+	var (
+		raw    []string // physical lines of the logical line being read
+		rawLen int
+		first  int
+	)
+	flush := func() {
+		if raw == nil {
+			return
+		}
+		line := raw[0]
+		if len(raw) > 1 {
+			var b strings.Builder
+			b.WriteString(raw[0])
+			for _, r := range raw[1:] {
+				b.WriteString(r[1:])
+			}
+			line = b.String()
+		}
+		handle(line, raw, rawLen, first)
+		raw = nil
+	}
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if raw != nil && line != "" && (line[0] == ' ' || line[0] == '\t') {
+			// A continuation. Past maxItem the logical line is only
+			// counted: its component is refused as too large.
+			if rawLen += len(line); rawLen <= maxItem {
+				raw = append(raw, line)
+			}
+			continue
+		}
+		flush()
+		raw, rawLen, first = []string{line}, len(line), lineNo
+	}
+	flush()
 	if err := sc.Err(); err != nil {
 		return nil, nil, fmt.Errorf("line %d: %w", lineNo+1, err)
 	}
@@ -142,7 +218,7 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 		}
 		if b.uid == "" {
 			b.uid = contentUID(b.text.Bytes())
-			b.text = *bytes.NewBuffer(insertUID(b.text.Bytes(), b.uid))
+			b.text = *bytes.NewBuffer(insertUID(b.text.Bytes(), b.beginLen, b.uid))
 		}
 		key := b.kind + "\x00" + b.uid
 		if _, ok := byUID[key]; !ok {
@@ -151,30 +227,99 @@ func SplitICS(r io.Reader) ([]Entry, []Problem, error) {
 		byUID[key] = append(byUID[key], b)
 	}
 	var out []Entry
+	zoneCopies := 0
 	for _, key := range order {
 		bs := byUID[key]
-		var buf bytes.Buffer
-		buf.WriteString("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//easd//import//EN\r\n")
+		var zs []*block
+		size, zsize := 0, 0
 		seen := map[string]bool{}
 		for _, b := range bs {
+			size += b.text.Len()
 			for _, ref := range b.refs {
 				if z := zones[ref]; z != nil && !seen[ref] {
 					seen[ref] = true
-					buf.Write(z.text.Bytes())
+					zs = append(zs, z)
+					zsize += z.text.Len()
 				}
 			}
+		}
+		switch {
+		case size > maxItem:
+			problems = append(problems, Problem{bs[0].line, fmt.Errorf("%s %s larger than %d bytes with its overrides", bs[0].kind, bs[0].uid, maxItem)})
+			continue
+		case zoneCopies+zsize > zoneBudget(read.n):
+			// Each item gets a copy of the zones it uses: without a bound a
+			// large zone used by many items would take memory without end.
+			problems = append(problems, Problem{bs[0].line, fmt.Errorf("its time zones would bring the zone text copied into items over %d bytes", zoneBudget(read.n))})
+			continue
+		}
+		zoneCopies += zsize
+		const head, tail = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//easd//import//EN\r\n", "END:VCALENDAR\r\n"
+		var buf bytes.Buffer
+		buf.Grow(len(head) + zsize + size + len(tail)) // no slack: a file's items are all held at once
+		buf.WriteString(head)
+		for _, z := range zs {
+			buf.Write(z.text.Bytes())
 		}
 		for _, b := range bs {
 			buf.Write(b.text.Bytes())
 		}
-		buf.WriteString("END:VCALENDAR\r\n")
-		if _, err := ical.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(); err != nil {
+		buf.WriteString(tail)
+		// icsdec.Decode, not go-ical's decoder alone: that one panics on some
+		// malformed parameters and recurses once per nested BEGIN.
+		if _, err := icsdec.Decode(buf.Bytes()); err != nil {
 			problems = append(problems, Problem{bs[0].line, err})
 			continue
 		}
 		out = append(out, Entry{Kind: bs[0].kind, UID: bs[0].uid, Data: buf.Bytes(), Line: bs[0].line})
 	}
 	return out, problems, nil
+}
+
+// scanLines is bufio.ScanLines that also ends a line at a lone CR: old
+// Mac files end lines so, and a CR is not allowed inside a content line
+// (RFC 5545 3.1, RFC 6350 3.2), where it would not survive a round trip.
+func scanLines(data []byte, atEOF bool) (int, []byte, error) {
+	i := bytes.IndexAny(data, "\r\n")
+	switch {
+	case i < 0 && atEOF && len(data) > 0:
+		return len(data), data, nil
+	case i < 0:
+		return 0, nil, nil
+	case data[i] == '\n':
+		return i + 1, data[:i], nil
+	case i+1 < len(data) && data[i+1] == '\n':
+		return i + 2, data[:i], nil
+	case i+1 < len(data) || atEOF:
+		return i + 1, data[:i], nil
+	}
+	return 0, nil, nil // a CR at the end of what was read: is an LF next?
+}
+
+// indexASCIIFold is strings.Index ignoring ASCII letter case. Unlike an
+// index into strings.ToUpper(s), what it returns is an index into s
+// whatever s holds (ToUpper changes the length of invalid UTF-8 and of
+// some letters).
+func indexASCIIFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			a, b := s[i+j], sub[j]
+			if 'a' <= a && a <= 'z' {
+				a -= 'a' - 'A'
+			}
+			if 'a' <= b && b <= 'z' {
+				b -= 'a' - 'A'
+			}
+			if a != b {
+				break
+			}
+		}
+		if j == len(sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 // propOf splits a content line into its upper-case name (without
@@ -191,15 +336,16 @@ func propOf(line string) (string, string) {
 	return strings.ToUpper(name), line[i+1:]
 }
 
-// insertUID adds a UID property after the BEGIN line of a component.
-func insertUID(text []byte, uid string) []byte {
-	i := bytes.Index(text, []byte("\r\n"))
-	if i < 0 {
+// insertUID adds a UID property to the text of a component after its
+// BEGIN line, which takes the first at bytes (folded, it may be several
+// physical lines).
+func insertUID(text []byte, at int, uid string) []byte {
+	if at > len(text) {
 		return text
 	}
-	out := append([]byte{}, text[:i+2]...)
+	out := append([]byte{}, text[:at]...)
 	out = append(out, "UID:"+uid+"\r\n"...)
-	return append(out, text[i+2:]...)
+	return append(out, text[at:]...)
 }
 
 // contentUID makes a UID for an item that has none from its text, so
@@ -214,6 +360,7 @@ func contentUID(text []byte) string {
 func SplitVCF(r io.Reader) ([]Entry, []Problem, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
+	sc.Split(scanLines)
 	var (
 		out      []Entry
 		problems []Problem
@@ -266,7 +413,7 @@ func readCard(text []byte, line int) (Entry, error) {
 		return Entry{}, err
 	}
 	uid := card.Value(vcard.FieldUID)
-	if uid == "" {
+	if strings.TrimSpace(uid) == "" { // a blank UID is none (the codec trims it)
 		uid = contentUID(text)
 		card.SetValue(vcard.FieldUID, uid)
 		var b bytes.Buffer
@@ -275,7 +422,9 @@ func readCard(text []byte, line int) (Entry, error) {
 		}
 		text = b.Bytes()
 	}
-	return Entry{Kind: "VCARD", UID: uid, Data: text, Line: line}, nil
+	// A copy without the reading buffer's slack: a file's cards are all
+	// held at once.
+	return Entry{Kind: "VCARD", UID: uid, Data: bytes.Clone(text), Line: line}, nil
 }
 
 // WriteICS writes stored iCalendar items as one VCALENDAR, each
@@ -285,7 +434,7 @@ func WriteICS(w io.Writer, items [][]byte) error {
 	buf.WriteString("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//easd//export//EN\r\n")
 	zones := map[string]bool{}
 	for _, it := range items {
-		cal, err := ical.NewDecoder(bytes.NewReader(it)).Decode()
+		cal, err := icsdec.Decode(it)
 		if err != nil {
 			return err
 		}
