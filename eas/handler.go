@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/easd/easd/eas/item"
 	"github.com/easd/easd/internal/spool"
@@ -634,6 +635,13 @@ func (h *Handler) authenticate(r *http.Request) (store.User, error) {
 		return store.User{}, throttled(wait, login, addr)
 	}
 	ctx := r.Context()
+	if !utf8.ValidString(login) || strings.ContainsRune(login, 0) {
+		// Basic credentials are base64: any byte can arrive. No user has
+		// such a name; the store is not asked (PostgreSQL would refuse it
+		// and the phone would hear "retry later" instead of 401).
+		h.throttle.end(true, keys...)
+		return store.User{}, &Error{HTTP: http.StatusUnauthorized, Err: fmt.Errorf("login %q from %s: %w", login, addr, ErrBadCredentials)}
+	}
 	select {
 	case h.checks <- struct{}{}:
 	case <-ctx.Done():
@@ -672,6 +680,7 @@ func throttled(wait time.Duration, login, addr string) error {
 // device registers the device on first contact, applying access rules and
 // the per-user limit, and refuses blocked, quarantined and wiped devices.
 func (h *Handler) device(ctx context.Context, u store.User, req *Request, ua string) (store.Device, error) {
+	ua = strings.ToValidUTF8(ua, "\uFFFD") // stored as text; any byte can arrive in a header
 	d, err := h.deps.Store.Device(ctx, u.ID, req.DeviceID)
 	added := false
 	if errors.Is(err, store.ErrNotFound) {

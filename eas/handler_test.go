@@ -85,6 +85,12 @@ func TestBadInput(t *testing.T) {
 		{"blocked device 12.1", call{cmd: "Settings", version: "12.1", device: "BLOCKED", policyKey: &blockedKey}, 403, ""},
 		{"body over the limit", call{cmd: "Provision", rawBody: make([]byte, 2048)}, 413, ""},
 		{"method", call{method: http.MethodPut, cmd: "Provision"}, 405, ""},
+		// Found by FuzzHandler on PostgreSQL, which refuses invalid UTF-8
+		// (then 500 / status 110, or 503 for the login).
+		{"DeviceId not UTF-8", call{rawQuery: "Cmd=Provision&User=alice&DeviceId=%C3%28&DeviceType=iPhone"}, 400, ""},
+		{"DeviceType not UTF-8", call{rawQuery: "Cmd=Provision&User=alice&DeviceId=D&DeviceType=%D3Mt"}, 400, ""},
+		{"login with NUL", call{rawQuery: "Cmd=Provision&User=alice&DeviceId=D&DeviceType=iPhone", user: "al\x00ice"}, 401, ""},
+		{"login not UTF-8", call{rawQuery: "Cmd=Provision&User=alice&DeviceId=D&DeviceType=iPhone", user: "al\xffice"}, 401, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ts.do(tc.c)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Request is the parsed request line and headers of an ActiveSync POST,
@@ -90,7 +91,13 @@ func parseRequest(r *http.Request) (*Request, error) {
 	return req, nil
 }
 
+// printable reports whether s is valid UTF-8 without control characters
+// (the store keeps DeviceId and DeviceType as text; PostgreSQL refuses
+// invalid UTF-8).
 func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {
 			return false

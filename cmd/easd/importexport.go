@@ -99,8 +99,14 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return err
 			}
-			it := store.Item{CollectionID: coll.ID, UID: en.UID, Data: en.Data, Start: idx.Start, End: idx.End, Summary: idx.Summary}
-			if old, err := s.ItemByUID(ctx, coll.ID, en.UID); err == nil {
+			// The codec's UID, as Sync keeps items under it (pimfile's is
+			// the raw text, which differs for escaped or padded UIDs).
+			uid := idx.UID
+			if uid == "" {
+				uid = en.UID
+			}
+			it := store.Item{CollectionID: coll.ID, UID: uid, Data: en.Data, Start: idx.Start, End: idx.End, Summary: idx.Summary}
+			if old, err := s.ItemByUID(ctx, coll.ID, uid); err == nil {
 				if bytes.Equal(old.Data, en.Data) {
 					continue
 				}
