@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/easd/easd/store"
 	"github.com/jackc/pgx/v5"
@@ -394,6 +396,11 @@ func (s *Store) PutSyncState(ctx context.Context, st store.SyncState) error {
 // absent.
 func (s *Store) SyncState(ctx context.Context, deviceID int64, collection, syncKey string) (store.SyncState, error) {
 	st := store.SyncState{DeviceID: deviceID, Collection: collection, SyncKey: syncKey}
+	if !storableText(collection) || !storableText(syncKey) {
+		// A key or collection id sent by a client that no state can have
+		// (PostgreSQL would refuse the query itself).
+		return st, fmt.Errorf("postgres: sync state %q of device %d collection %q: %w", syncKey, deviceID, collection, store.ErrNotFound)
+	}
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, `
 			SELECT data, created_at FROM sync_states
@@ -419,6 +426,9 @@ func (s *Store) SyncState(ctx context.Context, deviceID int64, collection, syncK
 // device. store.ErrNotFound if none.
 func (s *Store) LatestSyncState(ctx context.Context, deviceID int64, collection string) (store.SyncState, error) {
 	st := store.SyncState{DeviceID: deviceID, Collection: collection}
+	if !storableText(collection) {
+		return st, fmt.Errorf("postgres: latest sync state of device %d collection %q: %w", deviceID, collection, store.ErrNotFound)
+	}
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, `
 			SELECT sync_key, data, created_at FROM sync_states
@@ -452,4 +462,11 @@ func (s *Store) DeleteSyncStates(ctx context.Context, deviceID int64, collection
 		return fmt.Errorf("postgres: delete sync states of device %d collection %q: %w", deviceID, collection, err)
 	}
 	return nil
+}
+
+// storableText reports whether PostgreSQL can hold s as text: valid UTF-8
+// without NUL. Lookups by client-sent text that is not are answered
+// ErrNotFound without a query.
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

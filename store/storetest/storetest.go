@@ -62,9 +62,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentPutItem", testConcurrentPutItem},
 		{"ItemIsolation", testItemIsolation},
 		{"ItemsContextCanceled", testItemsContextCanceled},
-		{"AddDeviceLimit", testAddDeviceLimit}, // devicelimit.go
-		{"Audit", testAudit},                   // admin.go
-		{"AppPasswords", testAppPasswords},     // admin.go
+		{"AddDeviceLimit", testAddDeviceLimit},     // devicelimit.go
+		{"Audit", testAudit},                       // admin.go
+		{"AppPasswords", testAppPasswords},         // admin.go
+		{"SyncStateOddKeys", testSyncStateOddKeys}, // oddkeys.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
