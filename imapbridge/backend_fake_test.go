@@ -21,66 +21,36 @@ import (
 func TestBackendFetchBodyBeforeFlags(t *testing.T) {
 	t.Parallel()
 	const body = "Subject: early\r\n\r\nhello\r\n"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu      sync.Mutex
 		fetches []string
-		wg      sync.WaitGroup
 	)
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(c, "* OK [CAPABILITY IMAP4rev1 UIDPLUS] scripted\r\n")
-		r := bufio.NewReader(c)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
+	addr := scriptedServer(t, "IMAP4rev1 UIDPLUS", func(c net.Conn, _ *bufio.Reader, tag, cmd string) bool {
+		switch {
+		case strings.HasPrefix(cmd, "EXAMINE"):
+			fmt.Fprintf(c, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n%s OK [READ-ONLY] done\r\n", tag)
+		case strings.HasPrefix(cmd, "UID FETCH"):
+			mu.Lock()
+			fetches = append(fetches, cmd)
+			mu.Unlock()
+			if strings.Contains(cmd, "FLAGS") {
+				// UID 5 with its body first; UID 8 in order.
+				fmt.Fprintf(c, "* 1 FETCH (UID 5 BODY[] {%d}\r\n%s FLAGS (\\Seen Work) INTERNALDATE \"04-May-2025 03:02:01 +0000\" RFC822.SIZE %d)\r\n", len(body), body, len(body))
+				fmt.Fprintf(c, "* 2 FETCH (UID 8 FLAGS () INTERNALDATE \"04-May-2025 03:02:01 +0000\" RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n", len(body), len(body), body)
+			} else {
+				fmt.Fprintf(c, "* 1 FETCH (UID 5 BODY[] {%d}\r\n%s)\r\n", len(body), body)
 			}
-			tag, cmd, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-			switch {
-			case strings.HasPrefix(cmd, "CAPABILITY"):
-				fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 UIDPLUS\r\n%s OK done\r\n", tag)
-			case strings.HasPrefix(cmd, "LOGIN"):
-				fmt.Fprintf(c, "%s OK logged in\r\n", tag)
-			case strings.HasPrefix(cmd, "EXAMINE"):
-				fmt.Fprintf(c, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n%s OK [READ-ONLY] done\r\n", tag)
-			case strings.HasPrefix(cmd, "UID FETCH"):
-				mu.Lock()
-				fetches = append(fetches, cmd)
-				mu.Unlock()
-				if strings.Contains(cmd, "FLAGS") {
-					// UID 5 with its body first; UID 8 in order.
-					fmt.Fprintf(c, "* 1 FETCH (UID 5 BODY[] {%d}\r\n%s FLAGS (\\Seen Work) INTERNALDATE \"04-May-2025 03:02:01 +0000\" RFC822.SIZE %d)\r\n", len(body), body, len(body))
-					fmt.Fprintf(c, "* 2 FETCH (UID 8 FLAGS () INTERNALDATE \"04-May-2025 03:02:01 +0000\" RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n", len(body), len(body), body)
-				} else {
-					fmt.Fprintf(c, "* 1 FETCH (UID 5 BODY[] {%d}\r\n%s)\r\n", len(body), body)
-				}
-				fmt.Fprintf(c, "%s OK done\r\n", tag)
-			case strings.HasPrefix(cmd, "LOGOUT"):
-				fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", tag)
-				return
-			default:
-				fmt.Fprintf(c, "%s BAD unexpected\r\n", tag)
-			}
+			fmt.Fprintf(c, "%s OK done\r\n", tag)
+		default:
+			fmt.Fprintf(c, "%s BAD unexpected\r\n", tag)
 		}
+		return true
 	})
 
-	p := newTestPool(t, ln.Addr().String(), PoolOptions{})
+	p := newTestPool(t, addr, PoolOptions{})
 	b := NewBackend(p, BackendOptions{})
 	var got []fetched
-	err = b.Fetch(ctx10s(t), eas.MailAccount{Login: "alice", Password: "pw"}, "INBOX", []uint32{5, 8}, func(m eas.MailMeta, r io.Reader) error {
+	err := b.Fetch(ctx10s(t), eas.MailAccount{Login: "alice", Password: "pw"}, "INBOX", []uint32{5, 8}, func(m eas.MailMeta, r io.Reader) error {
 		data, err := io.ReadAll(r)
 		got = append(got, fetched{m, string(data)})
 		return err

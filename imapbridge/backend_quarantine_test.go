@@ -107,43 +107,8 @@ type scriptedFetch struct {
 
 func (f *scriptedFetch) start(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { f.serve(c) })
-		}
-	})
-	return ln.Addr().String()
-}
-
-func (f *scriptedFetch) serve(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "* OK [CAPABILITY IMAP4rev1 UIDPLUS] scripted\r\n")
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		tag, cmd, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+	return scriptedServer(t, "IMAP4rev1 UIDPLUS", func(c net.Conn, _ *bufio.Reader, tag, cmd string) bool {
 		switch {
-		case strings.HasPrefix(cmd, "CAPABILITY"):
-			fmt.Fprintf(c, "* CAPABILITY IMAP4rev1 UIDPLUS\r\n%s OK done\r\n", tag)
-		case strings.HasPrefix(cmd, "LOGIN"):
-			fmt.Fprintf(c, "%s OK logged in\r\n", tag)
 		case strings.HasPrefix(cmd, "EXAMINE"):
 			fmt.Fprintf(c, "* 9 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 20] n\r\n%s OK [READ-ONLY] done\r\n", tag)
 		case strings.HasPrefix(cmd, "UID FETCH "):
@@ -154,16 +119,14 @@ func (f *scriptedFetch) serve(c net.Conn) {
 			f.mu.Unlock()
 			status := f.answer(c, uids)
 			if status == "" {
-				return
+				return false
 			}
 			fmt.Fprintf(c, "%s %s\r\n", tag, status)
-		case strings.HasPrefix(cmd, "LOGOUT"):
-			fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", tag)
-			return
 		default:
 			fmt.Fprintf(c, "%s BAD unexpected\r\n", tag)
 		}
-	}
+		return true
+	})
 }
 
 // parseSet reads a UID set such as "3,5:7".

@@ -51,49 +51,35 @@ func (f *fuzzIMAP) script(cmd string, answer []byte) {
 	f.mu.Unlock()
 }
 
-func (f *fuzzIMAP) serve(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+// fuzzCaps are the capabilities fuzzIMAP announces.
+const fuzzCaps = "IMAP4rev1 UIDPLUS ESEARCH CONDSTORE SPECIAL-USE LIST-STATUS MOVE"
+
+// handle answers one command for scriptedServer.
+func (f *fuzzIMAP) handle(c net.Conn, r *bufio.Reader, tag, cmd string) bool {
 	f.mu.Lock()
 	fuzzCmd, answer := f.cmd, f.answer
 	f.mu.Unlock()
-	const caps = "IMAP4rev1 UIDPLUS ESEARCH CONDSTORE SPECIAL-USE LIST-STATUS MOVE"
-	fmt.Fprintf(c, "* OK [CAPABILITY %s] scripted\r\n", caps)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
+	upper := strings.ToUpper(cmd)
+	if strings.HasPrefix(upper, fuzzCmd) {
+		_, _ = c.Write(answer)
+		fmt.Fprintf(c, "\r\n%s OK done\r\n", tag)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
 		}
-		tag, cmd, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		upper := strings.ToUpper(cmd)
-		if strings.HasPrefix(upper, fuzzCmd) {
-			_, _ = c.Write(answer)
-			fmt.Fprintf(c, "\r\n%s OK done\r\n", tag)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.CloseWrite()
-			}
-			_, _ = io.Copy(io.Discard, r)
-			return
-		}
-		switch {
-		case strings.HasPrefix(upper, "CAPABILITY"):
-			fmt.Fprintf(c, "* CAPABILITY %s\r\n%s OK done\r\n", caps, tag)
-		case strings.HasPrefix(upper, "LOGIN"):
-			fmt.Fprintf(c, "%s OK logged in\r\n", tag)
-		case strings.HasPrefix(upper, "EXAMINE"), strings.HasPrefix(upper, "SELECT"):
-			fmt.Fprintf(c, "* 5 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n* OK [HIGHESTMODSEQ 12] m\r\n%s OK [READ-ONLY] done\r\n", tag)
-		case strings.HasPrefix(upper, "UID SEARCH"):
-			fmt.Fprintf(c, "* ESEARCH (TAG \"%s\") UID ALL 1:3,5,8\r\n%s OK done\r\n", tag, tag)
-		case strings.HasPrefix(upper, "UNSELECT"), strings.HasPrefix(upper, "CLOSE"):
-			fmt.Fprintf(c, "%s OK done\r\n", tag)
-		case strings.HasPrefix(upper, "LOGOUT"):
-			fmt.Fprintf(c, "* BYE bye\r\n%s OK done\r\n", tag)
-			return
-		default:
-			fmt.Fprintf(c, "%s BAD unexpected\r\n", tag)
-		}
+		_, _ = io.Copy(io.Discard, r)
+		return false
 	}
+	switch {
+	case strings.HasPrefix(upper, "EXAMINE"), strings.HasPrefix(upper, "SELECT"):
+		fmt.Fprintf(c, "* 5 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n* OK [HIGHESTMODSEQ 12] m\r\n%s OK [READ-ONLY] done\r\n", tag)
+	case strings.HasPrefix(upper, "UID SEARCH"):
+		fmt.Fprintf(c, "* ESEARCH (TAG \"%s\") UID ALL 1:3,5,8\r\n%s OK done\r\n", tag, tag)
+	case strings.HasPrefix(upper, "UNSELECT"), strings.HasPrefix(upper, "CLOSE"):
+		fmt.Fprintf(c, "%s OK done\r\n", tag)
+	default:
+		fmt.Fprintf(c, "%s BAD unexpected\r\n", tag)
+	}
+	return true
 }
 
 // FuzzIMAPResponses runs a Backend operation (Fetch, Scan, Folders or
@@ -116,28 +102,11 @@ func FuzzIMAPResponses(f *testing.F) {
 	f.Add([]byte("* 1 FETCH (UID 1 BODY[] {100}\r\nshort"), uint8(0))
 	f.Add([]byte("* 1 FETCH (UID 1 BODY[] {4294967295}\r\n"), uint8(0))
 	srv := &fuzzIMAP{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	f.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { srv.serve(c) })
-		}
-	})
+	addr := scriptedServer(f, fuzzCaps, srv.handle)
 	f.Fuzz(func(t *testing.T, answer []byte, mode uint8) {
 		op := fuzzOps[int(mode)%len(fuzzOps)]
 		srv.script(op.cmd, answer)
-		p := NewPool(Config{Addr: ln.Addr().String(), TLS: TLSNone}, PoolOptions{})
+		p := NewPool(Config{Addr: addr, TLS: TLSNone}, PoolOptions{})
 		defer p.Close()
 		b := NewBackend(p, BackendOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
